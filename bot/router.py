@@ -1,0 +1,71 @@
+"""Intent routing: explicit syntax first ("plan:", /plan, "my tasks"), then embedding similarity for free text.
+
+A mention or DM that matches nothing else is a work request, so it is planned.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Callable
+
+import numpy as np
+
+from bot.types import Intent
+from planner.embed import Embedder
+
+log = logging.getLogger(__name__)
+
+_PLAN = re.compile(r"^\s*(?:/?plan|计划|规划)\s*[:：]?\s*(?P<rest>.*)$", re.IGNORECASE | re.DOTALL)
+_EXACT: list[tuple[str, re.Pattern[str]]] = [
+    ("help", re.compile(r"^\s*(help|\?|帮助|怎么用)\s*[.!?]?\s*$", re.IGNORECASE)),
+    ("my_tasks", re.compile(r"^\s*(my tasks?|my work|mine|我的任务)\s*[.!?]?\s*$", re.IGNORECASE)),
+    ("team", re.compile(r"^\s*(team|the team|团队|成员)\s*[.!?]?\s*$", re.IGNORECASE)),
+    ("board", re.compile(r"^\s*(board|team board|status|看板|进度)\s*[.!?]?\s*$", re.IGNORECASE)),
+]
+_EXEMPLARS: dict[str, list[str]] = {
+    "my_tasks": ["what are my tasks", "what is on my plate", "show me my assignments", "what should I work on"],
+    "team": ["who is on the team", "show the team members and their skills", "list the team"],
+    "board": ["show the team board", "what is everyone working on", "status of all tasks"],
+    "help": ["what can you do", "how do I use this bot", "show help"],
+}
+_THRESHOLD = 0.62
+
+
+class Router:
+    """Classifies a message; cheap enough to run before Slack's 3-second ack."""
+
+    def __init__(self, *, embedder: Callable[[], Embedder | None] | None = None) -> None:
+        self._embedder = embedder
+        self._exemplars: tuple[list[str], np.ndarray] | None = None
+
+    def route(self, text: str) -> Intent:
+        stripped = text.strip()
+        if not stripped:
+            return Intent("empty")
+        m = _PLAN.match(stripped)
+        if m and (m.group("rest").strip() or stripped.lower().startswith(("plan:", "/plan", "计划"))):
+            rest = m.group("rest").strip()
+            return Intent("plan", rest, slow=bool(rest), status_text="Planning… :hourglass_flowing_sand:")
+        for name, pattern in _EXACT:
+            if pattern.match(stripped):
+                return Intent(name)  # type: ignore[arg-type]
+        similar = self._similar(stripped)
+        if similar:
+            return Intent(similar)  # type: ignore[arg-type]
+        return Intent("plan", stripped, slow=True, status_text="Planning… :hourglass_flowing_sand:")
+
+    def _similar(self, text: str) -> str | None:
+        if len(text.split()) > 10 or self._embedder is None:
+            return None
+        embedder = self._embedder()
+        if embedder is None:
+            return None
+        if self._exemplars is None:
+            labels = [k for k, v in _EXEMPLARS.items() for _ in v]
+            self._exemplars = (labels, embedder.encode([s for v in _EXEMPLARS.values() for s in v]))
+        labels, vectors = self._exemplars
+        sims = vectors @ embedder.encode([text])[0]
+        best = int(np.argmax(sims))
+        log.debug("router similarity %.2f -> %s for %r", sims[best], labels[best], text)
+        return labels[best] if sims[best] >= _THRESHOLD else None

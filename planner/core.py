@@ -1,0 +1,157 @@
+"""The planning pipeline: request -> draft plan (LLM, else playbook) -> assignment -> schedule.
+
+Plain functions over our own types; the LangChain chain and the model behind it are handed in, so this
+module runs the same with a local model, a remote server, or no model at all (playbooks only).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Protocol, Sequence
+
+from planner.assign import assign_subtasks
+from planner.dates import parse_deadline
+from planner.embed import Embedder
+from planner.errors import TaskwrightError
+from planner.fit import fit_matrix
+from planner.playbooks import PlaybookLibrary, plan_from_playbook
+from planner.schedule import schedule_plan
+from planner.types import Assignment, DraftPlan, Member, Slot, Subtask, Task
+
+log = logging.getLogger(__name__)
+
+MAX_REQUEST_CHARS = 2000
+_STEERING = re.compile(
+    r"(ignore (the |all |previous |your )?(team|instructions|rules|optimizer))|"
+    r"(assign (everything|all|it|them|every\w*) to)|(<@[UW][A-Z0-9]+>)|(give (everything|all) to)|"
+    r"(忽略)|(全部分配给)|(都分配给)",
+    re.IGNORECASE,
+)
+
+
+class Proposer(Protocol):
+    """The LLM side: propose a validated draft plan or raise a TaskwrightError."""
+
+    def propose(
+        self, request: str, *, today: dt.date, requester: str, skills_vocabulary: list[str],
+        deadline: dt.date | None
+    ) -> DraftPlan: ...
+
+
+@dataclass(frozen=True)
+class PlanResult:
+    draft: DraftPlan
+    assignments: list[Assignment]
+    slots: list[Slot]
+    warnings: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class Planner:
+    """Hybrid planner: the LLM proposes inside a schema; reviewed playbooks back it up; an optimizer assigns."""
+
+    def __init__(
+        self,
+        *,
+        library: PlaybookLibrary,
+        embedder: Embedder,
+        proposer: Proposer | None = None,
+        proposer_factory: Callable[[], Proposer] | None = None,
+        assign_time_limit_s: float = 0.5,
+    ) -> None:
+        self.library = library
+        self.embedder = embedder
+        self._proposer = proposer
+        self._factory = proposer_factory
+        self._factory_error: str | None = None
+        self.assign_time_limit_s = assign_time_limit_s
+
+    def plan(
+        self,
+        request: str,
+        *,
+        today: dt.date,
+        requester: str,
+        team: Sequence[Member],
+        open_hours: Mapping[str, float],
+    ) -> PlanResult:
+        """Make, assign and schedule a plan. Raises TaskwrightError only for an empty request."""
+        text, warnings = _clean_request(request)
+        timings: dict[str, float] = {}
+        match = parse_deadline(text, today)
+        deadline = match.date if match else None
+        t0 = time.perf_counter()
+        draft = self._draft(text, today=today, requester=requester, team=team, deadline=deadline,
+                            warnings=warnings)
+        timings["draft_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        assignments = self.assign(draft.subtasks, team, open_hours)
+        timings["assign_s"] = time.perf_counter() - t0
+        slots, schedule_warnings = schedule_plan(list(draft.subtasks), today=today, deadline=deadline)
+        warnings.extend(schedule_warnings)
+        if not team:
+            warnings.append("The team is empty, so nobody was assigned: import a roster with "
+                            "`taskwright team import FILE`.")
+        return PlanResult(draft, assignments, slots, warnings, timings)
+
+    def assign(self, subtasks: Sequence[Subtask], team: Sequence[Member], open_hours: Mapping[str, float],
+               *, exclude: Mapping[str, set[str]] | None = None) -> list[Assignment]:
+        if not team:
+            return [Assignment(s.id, None, "nobody is on the team yet") for s in subtasks]
+        fit = fit_matrix(list(subtasks), list(team), self.embedder)
+        return assign_subtasks(list(subtasks), list(team), fit=fit, open_hours=open_hours,
+                               time_limit_s=self.assign_time_limit_s, exclude=exclude)
+
+    def next_best(self, task: Task, team: Sequence[Member], open_hours: Mapping[str, float]) -> Assignment:
+        """Who should do a task instead of its current assignee (Reassign)."""
+        sub = Subtask(task.key, task.title, task.description, task.skills, task.estimate_hours, (), task.kind)
+        hours = dict(open_hours)
+        if task.assignee and task.status != "done":
+            hours[task.assignee.slack_id] = max(0.0, hours.get(task.assignee.slack_id, 0.0) - task.estimate_hours)
+        exclude = {sub.id: {task.assignee.slack_id}} if task.assignee else None
+        return self.assign([sub], team, hours, exclude=exclude)[0]
+
+    def _draft(self, text: str, *, today: dt.date, requester: str, team: Sequence[Member],
+               deadline: dt.date | None, warnings: list[str]) -> DraftPlan:
+        proposer = self._get_proposer()
+        vocabulary = sorted({s for m in team for s in m.skills})
+        if proposer is not None:
+            try:
+                return proposer.propose(text, today=today, requester=requester, skills_vocabulary=vocabulary,
+                                        deadline=deadline)
+            except TaskwrightError as e:
+                log.warning("LLM plan rejected, falling back to playbooks: %s (request %.80r)", e, text)
+                warnings.append(f"The language model's plan did not validate ({e}); used a reviewed playbook.")
+        elif self._factory_error:
+            warnings.append(f"The language model is unavailable ({self._factory_error}); used a reviewed playbook.")
+        playbook, score = self.library.match(text, k=1)[0]
+        log.info("playbook %s chosen (score %.2f) for %.80r", playbook.name, score, text)
+        return plan_from_playbook(playbook, text, deadline=deadline)
+
+    def _get_proposer(self) -> Proposer | None:
+        if self._proposer is None and self._factory is not None and self._factory_error is None:
+            try:
+                self._proposer = self._factory()
+            except TaskwrightError as e:
+                log.error("could not load the planning model: %s", e)
+                self._factory_error = str(e)
+        return self._proposer
+
+
+def _clean_request(request: str) -> tuple[str, list[str]]:
+    text = " ".join(request.split())
+    if not text:
+        raise TaskwrightError("The request is empty. Try: plan: launch the pricing page by Dec 20")
+    warnings: list[str] = []
+    if len(text) > MAX_REQUEST_CHARS:
+        warnings.append(f"The request was {len(text):,} characters; I planned from the first "
+                        f"{MAX_REQUEST_CHARS:,}.")
+        text = text[:MAX_REQUEST_CHARS].rsplit(" ", 1)[0]
+    if _STEERING.search(text):
+        warnings.append("Who does what is decided from skills and free capacity, not from instructions in "
+                        "the request; use Reassign to change an assignee.")
+    return text, warnings
