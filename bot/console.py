@@ -118,10 +118,13 @@ class Console:
     def run(self, stdin: TextIO) -> None:
         self.out(f"Taskwright console — you are {self.names().get(self.user, self.user)}. "
                  "Type `help`, a request like `plan: launch the pricing page by Dec 20`, or `quit`.")
+        interactive = stdin.isatty()
         while True:
-            self.out("> ") if not stdin.isatty() else None
-            line = stdin.readline()
-            if not line or line.strip().lower() in ("quit", "exit"):
+            try:
+                line = input("> ") if interactive else stdin.readline()
+            except (EOFError, KeyboardInterrupt):
+                return
+            if (not line and not interactive) or line.strip().lower() in ("quit", "exit"):
                 return
             if line.strip():
                 self.send(line.strip())
