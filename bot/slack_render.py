@@ -1,0 +1,316 @@
+"""Render platform-neutral replies as Slack messages (Block Kit built with slack_sdk.models.blocks).
+
+Every piece of user or model text is escaped (`&`, `<`, `>`) before our own mentions are added, so model
+output can never become `<!channel>` or a mention. Slack checks per-block limits but not 50 blocks per
+message nor message length, so long plans paginate by a fixed number of tasks per page (a page keeps its
+tasks when a button click re-renders it), long text splits into several messages, very long text
+becomes a file.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    PlainTextObject,
+    SectionBlock,
+)
+
+from bot.types import DirectMessage, PlanReply, Reply, TaskListReply, TeamReply, TextReply
+from planner.types import Member, Plan, Task
+
+log = logging.getLogger(__name__)
+
+MAX_BLOCKS = 50  # per message (Slack rejects more; slack_sdk does not check)
+SECTION_CHARS = 3000  # per section text (slack_sdk checks)
+HEADER_CHARS = 150
+TASKS_PER_PAGE = 20  # 2 blocks per task + at most 5 of header, context, note, footer: 45 <= 50
+TEXT_CHUNK_CHARS = 2900  # one section of a long text
+SECTIONS_PER_TEXT_MESSAGE = 4
+TEXT_FILE_CHARS = 12_000  # longer text goes up as a file
+FALLBACK_CHARS = 3000  # the notification `text` of a message
+ROWS_PER_LIST_PAGE = 40  # task list / team rows per message
+
+ACTION_IDS = {"accept": "task_accept", "reassign": "task_reassign", "done": "task_done"}
+_SLACK_ID = re.compile(r"[UW][A-Z0-9]{2,}")
+_ESCAPED_MENTION = re.compile(r"&lt;@([UW][A-Z0-9]{2,})&gt;")
+
+
+@dataclass(frozen=True)
+class SlackMessage:
+    """One chat.postMessage / chat.update payload: fallback text and blocks as dicts."""
+
+    text: str
+    blocks: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class SlackFile:
+    """Text too long for messages, uploaded as a file with a short comment."""
+
+    filename: str
+    content: str
+    title: str
+    comment: str
+
+
+SlackOutput = SlackMessage | SlackFile
+
+
+def escape(text: str) -> str:
+    """Escape Slack's control characters so text shows literally and cannot mention anyone."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def escape_text(text: str) -> str:
+    """Escape service text but keep user mentions (`<@U..>`); `<!channel>`, links and the rest stay literal.
+
+    For text the service wrote (help, errors, notes, reasons, list titles), never for model output.
+    """
+    return _ESCAPED_MENTION.sub(r"<@\1>", escape(text))
+
+
+def plain(text: str) -> str:
+    """Text for a plain_text field: angle brackets become look-alikes (‹ ›), so nothing there reads as markup."""
+    return text.replace("<", "‹").replace(">", "›")
+
+
+def clip(text: str, limit: int) -> str:
+    """Cut text to at most limit characters, marking the cut with an ellipsis."""
+    return text if len(text) <= limit else text[: max(0, limit - 1)] + "…"
+
+
+def mention(member: Member | None) -> str:
+    """`<@U..>` for a member with a real-looking Slack id, else the escaped name."""
+    if member is None:
+        return "_unassigned_"
+    if _SLACK_ID.fullmatch(member.slack_id):
+        return f"<@{member.slack_id}>"
+    return escape(member.name)
+
+
+def user_ref(user_id: str) -> str:
+    """`<@U..>` for a Slack user id, else the escaped text (console users, CLI names)."""
+    return f"<@{user_id}>" if _SLACK_ID.fullmatch(user_id) else escape(user_id)
+
+
+def render(reply: Reply) -> list[SlackOutput]:
+    """Render one reply as the messages (or file) that carry it; DirectMessage renders its body."""
+    if isinstance(reply, DirectMessage):
+        return render(reply.body)
+    if isinstance(reply, TextReply):
+        return render_text(reply.text, kind=reply.kind)
+    if isinstance(reply, PlanReply):
+        return [render_plan_page(reply.plan, page, note=reply.note) for page in range(plan_pages(reply.plan))]
+    if isinstance(reply, TaskListReply):
+        return render_task_list(reply)
+    if isinstance(reply, TeamReply):
+        return render_team(reply)
+    raise TypeError(f"no Slack rendering for {type(reply).__name__}")
+
+
+# ---- text ------------------------------------------------------------------------------------------
+
+
+def render_text(text: str, *, kind: str = "info") -> list[SlackOutput]:
+    """Plain text as sections of at most TEXT_CHUNK_CHARS, several messages if needed, a file past a limit."""
+    body = text.strip() or "(empty)"
+    prefix = ":warning: " if kind == "error" else ""
+    if len(body) > TEXT_FILE_CHARS:
+        comment = (
+            prefix
+            + escape_text(clip(body.split("\n", 1)[0], 200))
+            + f"\n_(full text, {len(body):,} characters, attached)_"
+        )
+        return [SlackFile(filename="reply.txt", content=body, title="Full reply", comment=comment)]
+    chunks = split_text(escape_text(body), TEXT_CHUNK_CHARS)
+    messages: list[SlackOutput] = []
+    for start in range(0, len(chunks), SECTIONS_PER_TEXT_MESSAGE):
+        part = chunks[start : start + SECTIONS_PER_TEXT_MESSAGE]
+        if start == 0:
+            part = [prefix + part[0], *part[1:]]
+        blocks = [SectionBlock(text=MarkdownTextObject(text=c)) for c in part]
+        messages.append(SlackMessage(text=clip("\n".join(part), FALLBACK_CHARS), blocks=_dicts(blocks)))
+    return messages
+
+
+def split_text(text: str, limit: int) -> list[str]:
+    """Split text into chunks of at most limit characters, at a line break or space where possible.
+
+    Never splits inside an escape entity such as `&amp;`.
+    """
+    chunks: list[str] = []
+    rest = text
+    while len(rest) > limit:
+        cut = rest.rfind("\n", limit // 2, limit)
+        if cut < 0:
+            cut = rest.rfind(" ", limit // 2, limit)
+        if cut < 0:
+            cut = limit
+            amp = rest.rfind("&", cut - 5, cut)
+            if amp >= 0 and ";" not in rest[amp:cut]:
+                cut = amp
+        chunks.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip()
+    if rest or not chunks:
+        chunks.append(rest)
+    return chunks
+
+
+# ---- plans -----------------------------------------------------------------------------------------
+
+
+def plan_pages(plan: Plan) -> int:
+    """How many messages the plan takes (at least one, even with no tasks)."""
+    return max(1, -(-len(plan.tasks) // TASKS_PER_PAGE))
+
+
+def page_of_task(plan: Plan, task_id: int) -> int:
+    """The page (0-based) that shows task_id; 0 when the task is not in the plan."""
+    for i, task in enumerate(plan.tasks):
+        if task.id == task_id:
+            return i // TASKS_PER_PAGE
+    return 0
+
+
+def render_plan_page(plan: Plan, page: int, *, note: str = "") -> SlackMessage:
+    """One page of a plan: header, request and source, the page's tasks with buttons, a note if any."""
+    pages = plan_pages(plan)
+    suffix = f" ({page + 1}/{pages})" if pages > 1 else ""
+    title = plan.title or plan.request or "Plan"
+    blocks: list[Block] = [
+        HeaderBlock(text=PlainTextObject(text=plain(clip(title, HEADER_CHARS - len(suffix))) + suffix))
+    ]
+    if page == 0:
+        blocks.append(_plan_context(plan))
+        if plan.warnings:
+            warn = "\n".join(f":warning: {escape(w)}" for w in plan.warnings)
+            blocks.append(ContextBlock(elements=[MarkdownTextObject(text=clip(warn, SECTION_CHARS))]))
+    if note:
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=clip(escape_text(note), SECTION_CHARS))))
+    tasks = plan.tasks[page * TASKS_PER_PAGE : (page + 1) * TASKS_PER_PAGE]
+    if not plan.tasks:
+        blocks.append(SectionBlock(text=MarkdownTextObject(text="_This plan has no subtasks._")))
+    for task in tasks:
+        blocks.extend(_task_blocks(task))
+    if pages > 1:
+        blocks.append(
+            ContextBlock(elements=[MarkdownTextObject(text=f"Page {page + 1} of {pages} · plan #{plan.id}")])
+        )
+    assert len(blocks) <= MAX_BLOCKS, len(blocks)
+    n = len(plan.tasks)
+    fallback = f"Plan #{plan.id}{suffix}: {escape(clip(title, 200))} ({n} subtask{'s' if n != 1 else ''})"
+    return SlackMessage(text=fallback, blocks=_dicts(blocks))
+
+
+def _plan_context(plan: Plan) -> ContextBlock:
+    parts = [f"Requested by {user_ref(plan.requester)}"]
+    parts.append(f"made by `{escape(plan.source)}`")
+    if plan.deadline:
+        parts.append(f"deadline {plan.deadline.isoformat()}")
+    parts.append(f"plan #{plan.id}")
+    request = "> " + escape_text(clip(" ".join(plan.request.split()), 500))
+    return ContextBlock(
+        elements=[MarkdownTextObject(text=clip(request + "\n" + " · ".join(parts), SECTION_CHARS))]
+    )
+
+
+def task_line(task: Task) -> str:
+    """The mrkdwn line for a task: key, title, assignee, estimate, dependencies, due, status."""
+    bits = [mention(task.assignee), f"{task.estimate_hours:g} h"]
+    if task.depends_on:
+        bits.append("after " + ", ".join(f"#{escape(k)}" for k in task.depends_on))
+    if task.due:
+        bits.append(f"due {task.due.isoformat()}")
+    bits.append(_STATUS_LABEL.get(task.status, escape(task.status)))
+    return f"*{escape(task.key)}. {escape(clip(task.title, 300))}* — " + " · ".join(bits)
+
+
+_STATUS_LABEL = {
+    "proposed": "_proposed_",
+    "accepted": ":white_check_mark: accepted",
+    "done": ":heavy_check_mark: done",
+}
+
+
+def _task_blocks(task: Task) -> list[Block]:
+    line = task_line(task)
+    why = f"\n_{escape_text(clip(task.why, 600))}_" if task.why else ""
+    desc = f"\n{escape(clip(task.description, 800))}" if task.description else ""
+    text = clip(line + desc + why, SECTION_CHARS)
+    section = SectionBlock(block_id=f"task-{task.id}", text=MarkdownTextObject(text=text))
+    buttons = task_buttons(task)
+    if not buttons:
+        done = ContextBlock(
+            block_id=f"task-{task.id}-state", elements=[MarkdownTextObject(text="Done — no actions left.")]
+        )
+        return [section, done]
+    return [section, ActionsBlock(block_id=f"task-{task.id}-actions", elements=buttons)]
+
+
+def task_buttons(task: Task) -> list[ButtonElement]:
+    """Buttons that apply to the task's status: proposed -> Accept (if assigned), Reassign, Done."""
+    names: list[str] = []
+    if task.status == "proposed" and task.assignee is not None:
+        names.append("accept")
+    if task.status != "done":
+        names += ["reassign", "done"]
+    labels = {"accept": "Accept", "reassign": "Reassign" if task.assignee else "Find someone", "done": "Done"}
+    styles = {"accept": "primary", "done": None, "reassign": None}
+    return [
+        ButtonElement(text=labels[n], action_id=ACTION_IDS[n], value=str(task.id), style=styles[n])
+        for n in names
+    ]
+
+
+# ---- lists -----------------------------------------------------------------------------------------
+
+
+def render_task_list(reply: TaskListReply) -> list[SlackOutput]:
+    """A task list: a title, then one line per task (no buttons: the plan message carries them)."""
+    rows = [task_line(t) + f" · plan #{t.plan_id}" for t in reply.tasks]
+    return _paged_rows(reply.title, rows, empty=reply.empty_text)
+
+
+def render_team(reply: TeamReply) -> list[SlackOutput]:
+    """The team: one line per member with open hours against capacity and top skills."""
+    rows = []
+    for m in reply.members:
+        used = reply.open_hours.get(m.slack_id, 0.0)
+        skills = escape(clip(m.skills_text(), 300)) or "no skills listed"
+        rows.append(f"*{escape(m.name)}* {mention(m)} — {used:g} / {m.capacity_hours:g} h used · {skills}")
+    return _paged_rows("Team", rows, empty="No team yet: import one with `taskwright team import FILE`.")
+
+
+def _paged_rows(title: str, rows: Sequence[str], *, empty: str) -> list[SlackOutput]:
+    """A bold title (service text: may mention users) then one section per row, ROWS_PER_LIST_PAGE a message."""
+    heading = escape_text(clip(title, 500))
+    if not rows:
+        text = f"*{heading}*\n{escape_text(empty)}"
+        return [SlackMessage(text=clip(text, FALLBACK_CHARS), blocks=_dicts([_mrkdwn(text)]))]
+    pages = [rows[i : i + ROWS_PER_LIST_PAGE] for i in range(0, len(rows), ROWS_PER_LIST_PAGE)]
+    out: list[SlackOutput] = []
+    for n, page in enumerate(pages):
+        suffix = f" ({n + 1}/{len(pages)})" if len(pages) > 1 else ""
+        blocks = [_mrkdwn(f"*{heading}*{suffix}"), *(_mrkdwn(r) for r in page)]
+        fallback = clip(f"{heading}{suffix}: " + "; ".join(page), FALLBACK_CHARS)
+        out.append(SlackMessage(text=fallback, blocks=_dicts(blocks)))
+    return out
+
+
+def _mrkdwn(text: str) -> SectionBlock:
+    return SectionBlock(text=MarkdownTextObject(text=clip(text, SECTION_CHARS)))
+
+
+def _dicts(blocks: Sequence[Block]) -> list[dict[str, Any]]:
+    return [b.to_dict() for b in blocks]

@@ -1,0 +1,203 @@
+"""Block Kit rendering: limits, pagination, escaping and buttons, checked on the JSON Slack would get."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from bot.slack_render import (
+    MAX_BLOCKS,
+    TASKS_PER_PAGE,
+    TEXT_FILE_CHARS,
+    SlackFile,
+    SlackMessage,
+    escape,
+    escape_text,
+    page_of_task,
+    plan_pages,
+    render,
+    split_text,
+)
+from bot.types import DirectMessage, PlanReply, TaskListReply, TeamReply, TextReply
+from planner.types import Member, Plan, Task
+
+ANN = Member("Ann", "U0000000001", {"python": 4, "writing": 3}, capacity_hours=30)
+BOB = Member("Bob <script>", "U0000000002", {"design": 4}, capacity_hours=20)
+
+
+def make_task(i: int, *, status: str = "proposed", assignee: Member | None = ANN, **kw: object) -> Task:
+    fields: dict[str, object] = {
+        "id": 100 + i,
+        "plan_id": 7,
+        "key": str(i),
+        "title": f"Step {i}",
+        "description": "",
+        "skills": ("writing",),
+        "estimate_hours": 4.0,
+        "depends_on": (str(i - 1),) if i > 1 else (),
+        "kind": "human",
+        "assignee": assignee,
+        "why": "skills writing 3/5 ≈ 'copy' 0.81; 4 of 30 h used",
+        "start": dt.date(2024, 12, 2),
+        "due": dt.date(2024, 12, 6),
+        "status": status,
+    }
+    fields.update(kw)
+    return Task(**fields)  # type: ignore[arg-type]
+
+
+def make_plan(tasks: list[Task], **kw: object) -> Plan:
+    fields: dict[str, object] = {
+        "id": 7,
+        "request": "launch the pricing page by Dec 20",
+        "title": "Launch the pricing page",
+        "requester": "U0000000001",
+        "source": "playbook:product-launch",
+        "created_at": dt.datetime(2024, 12, 1, 9, 0),
+        "deadline": dt.date(2024, 12, 20),
+        "tasks": tuple(tasks),
+        "warnings": (),
+    }
+    fields.update(kw)
+    return Plan(**fields)  # type: ignore[arg-type]
+
+
+def messages(reply: object) -> list[SlackMessage]:
+    out = render(reply)  # type: ignore[arg-type]
+    assert all(isinstance(m, SlackMessage) for m in out)
+    return out  # type: ignore[return-value]
+
+
+def buttons(msg: SlackMessage, task_id: int) -> list[str]:
+    for b in msg.blocks:
+        if b.get("block_id") == f"task-{task_id}-actions":
+            assert all(e["value"] == str(task_id) for e in b["elements"])
+            return [e["action_id"] for e in b["elements"]]
+    return []
+
+
+def test_plan_has_header_context_tasks_and_buttons_by_status() -> None:
+    tasks = [
+        make_task(1),
+        make_task(2, status="accepted"),
+        make_task(3, status="done"),
+        make_task(4, assignee=None, why="nobody has free capacity for design"),
+    ]
+    [msg] = messages(PlanReply(make_plan(tasks)))
+    types = [b["type"] for b in msg.blocks]
+    assert types[:2] == ["header", "context"]
+    assert msg.blocks[0]["text"]["text"] == "Launch the pricing page"
+    context = msg.blocks[1]["elements"][0]["text"]
+    assert "<@U0000000001>" in context and "playbook:product-launch" in context and "2024-12-20" in context
+    first = next(b for b in msg.blocks if b.get("block_id") == "task-101")["text"]["text"]
+    assert (
+        "*1. Step 1*" in first and "<@U0000000001>" in first and "4 h" in first and "due 2024-12-06" in first
+    )
+    second = next(b for b in msg.blocks if b.get("block_id") == "task-102")["text"]["text"]
+    assert "after #1" in second and "accepted" in second
+    assert buttons(msg, 101) == ["task_accept", "task_reassign", "task_done"]
+    assert buttons(msg, 102) == ["task_reassign", "task_done"]
+    assert buttons(msg, 103) == []
+    assert buttons(msg, 104) == ["task_reassign", "task_done"]  # nobody to accept it
+    assert "_unassigned_" in next(b for b in msg.blocks if b.get("block_id") == "task-104")["text"]["text"]
+    assert "Plan #7" in msg.text and "4 subtasks" in msg.text
+
+
+def test_model_text_cannot_mention_anyone_or_break_out() -> None:
+    evil = "<!channel> ping & <@U0000000009> <https://evil.example|click>"
+    task = make_task(1, title=evil, description=evil, assignee=BOB)
+    plan = make_plan([task], title=evil, warnings=(evil,))
+    [msg] = messages(PlanReply(plan, note="reassigned by <@U0000000001>: <!channel>"))
+    dumped = json.dumps(msg.blocks) + msg.text
+    assert "<!channel>" not in dumped and "<@U0000000009>" not in dumped and "<https://evil" not in dumped
+    assert "&lt;!channel&gt; ping &amp; &lt;@U0000000009&gt;" in dumped
+    assert "<@U0000000002>" in dumped  # our own mention of the assignee
+    assert "<@U0000000001>: " in dumped  # the service's note may mention a user
+    assert "Bob &lt;script&gt;" not in dumped  # a member with a real id is shown as a mention
+
+
+def test_escape_text_keeps_user_mentions_only() -> None:
+    assert escape_text("hi <@U0000000001> <!here> <#C0000000001> a<b") == (
+        "hi <@U0000000001> &lt;!here&gt; &lt;#C0000000001&gt; a&lt;b"
+    )
+    assert escape("a & b") == "a &amp; b"
+
+
+def test_members_without_slack_ids_show_escaped_names() -> None:
+    console = Member("Dee <b>", "dee@console", {})
+    [msg] = messages(PlanReply(make_plan([make_task(1, assignee=console)], requester="console")))
+    text = json.dumps(msg.blocks)
+    assert "Dee &lt;b&gt;" in text and "<@dee" not in text
+
+
+def test_long_plans_paginate_with_stable_pages() -> None:
+    tasks = [make_task(i) for i in range(1, 46)]
+    plan = make_plan(tasks)
+    pages = messages(PlanReply(plan))
+    assert len(pages) == plan_pages(plan) == 3
+    assert all(len(m.blocks) <= MAX_BLOCKS for m in pages)
+    assert [m.blocks[0]["text"]["text"] for m in pages] == [
+        f"Launch the pricing page ({n}/3)" for n in (1, 2, 3)
+    ]
+    assert page_of_task(plan, 100 + TASKS_PER_PAGE + 1) == 1
+    assert f"task-{100 + TASKS_PER_PAGE + 1}" in json.dumps(pages[1].blocks)
+    # marking tasks done drops buttons but keeps every task on its page
+    done = make_plan([t.with_(status="done") for t in tasks])
+    assert [len(m.blocks) for m in messages(PlanReply(done))] == [len(m.blocks) for m in pages]
+
+
+def test_block_limits_hold_for_huge_fields() -> None:
+    task = make_task(1, title="T" * 5000, description="d " * 6000, why="w" * 9000)
+    plan = make_plan([task], title="H" * 400, request="r" * 20000, warnings=("x" * 5000,))
+    [msg] = messages(PlanReply(plan, note="n" * 5000))
+    assert len(msg.blocks[0]["text"]["text"]) <= 150
+    for b in msg.blocks:
+        text = (b.get("text") or {}).get("text", "")
+        assert len(text) <= 3000
+        for el in b.get("elements", []):
+            assert len(el.get("text", "") if isinstance(el.get("text"), str) else "") <= 3000
+    assert len(msg.text) <= 3000
+
+
+def test_long_text_splits_into_sections_and_messages_then_a_file() -> None:
+    para = ("word " * 200 + "\n") * 10  # ~10,000 chars
+    out = messages(TextReply(para))
+    assert len(out) >= 1
+    sections = [b for m in out for b in m.blocks]
+    assert len(sections) >= 4 and all(len(b["text"]["text"]) <= 3000 for b in sections)
+    assert "".join(b["text"]["text"] for b in sections).replace("\n", "").replace(" ", "") == para.replace(
+        "\n", ""
+    ).replace(" ", "")
+    [upload] = render(TextReply("x" * (TEXT_FILE_CHARS + 1)))
+    assert isinstance(upload, SlackFile) and len(upload.content) == TEXT_FILE_CHARS + 1
+
+
+def test_split_text_never_cuts_an_entity() -> None:
+    text = escape("<" * 2000)  # "&lt;" x 2000, no spaces
+    chunks = split_text(text, 2900)
+    assert "".join(chunks) == text
+    assert all(c.startswith("&lt;") and c.endswith("&lt;") and len(c) <= 2900 for c in chunks)
+
+
+def test_error_text_is_marked() -> None:
+    [msg] = messages(TextReply("No team yet <run> `taskwright team import`", kind="error"))
+    assert msg.blocks[0]["text"]["text"].startswith(":warning: No team yet &lt;run&gt;")
+
+
+def test_team_and_task_lists() -> None:
+    [team] = messages(TeamReply((ANN, BOB), {"U0000000001": 12.0}))
+    text = json.dumps(team.blocks)
+    assert "12 / 30 h used" in text and "0 / 20 h used" in text and "<@U0000000002>" in text
+    [empty] = messages(TaskListReply("Your open tasks", (), "You have no open tasks."))
+    assert "You have no open tasks." in json.dumps(empty.blocks)
+    many = tuple(make_task(i) for i in range(1, 90))
+    pages = messages(TaskListReply("Team board", many))
+    assert len(pages) == 3 and all(len(p.blocks) <= MAX_BLOCKS for p in pages)
+    assert "actions" not in json.dumps([p.blocks for p in pages])
+
+
+def test_direct_message_renders_its_body() -> None:
+    body = TaskListReply("New from <@U0000000001>'s plan “<!here>”", (make_task(1),))
+    [msg] = messages(DirectMessage("U0000000002", body))
+    head = msg.blocks[0]["text"]["text"]
+    assert "<@U0000000001>" in head and "<!here>" not in head
