@@ -1,4 +1,4 @@
-"""Render platform-neutral replies as Slack messages (Block Kit built with slack_sdk.models.blocks).
+"""Slack's text format both ways, and platform-neutral replies rendered as Block Kit (slack_sdk.models.blocks).
 
 Every piece of user or model text is escaped (`&`, `<`, `>`) before our own mentions are added, so model
 output can never become `<!channel>` or a mention. Slack checks per-block limits but not 50 blocks per
@@ -44,6 +44,9 @@ ROWS_PER_LIST_PAGE = 40  # task list / team rows per message
 ACTION_IDS = {"accept": "task_accept", "reassign": "task_reassign", "done": "task_done"}
 _SLACK_ID = re.compile(r"[UW][A-Z0-9]{2,}")
 _ESCAPED_MENTION = re.compile(r"&lt;@([UW][A-Z0-9]{2,})&gt;")
+_LINK = re.compile(r"<((?:https?|mailto|tel):[^|>]+)(?:\|([^>]*))?>")
+_CHANNEL = re.compile(r"<#([CG][A-Z0-9]+)(?:\|([^>]*))?>")
+_SPECIAL = re.compile(r"<!([a-z]+)(?:\^[^|>]*)?(?:\|([^>]*))?>")
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,24 @@ def escape_text(text: str) -> str:
     For text the service wrote (help, errors, notes, reasons, list titles), never for model output.
     """
     return _ESCAPED_MENTION.sub(r"<@\1>", escape(text))
+
+
+def unescape(text: str) -> str:
+    """Undo Slack's escaping of `&`, `<`, `>` in incoming text."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def clean_text(text: str, *, bot_user_id: str | None = None) -> str:
+    """Incoming message text for the service: bot mention stripped, links and channels as plain text, unescaped.
+
+    Other users' mentions stay as `<@U..>` so the service can see who was named.
+    """
+    if bot_user_id:
+        text = re.sub(rf"<@{re.escape(bot_user_id)}(?:\|[^>]*)?>", " ", text)
+    text = _LINK.sub(lambda m: m.group(2) or m.group(1), text)
+    text = _CHANNEL.sub(lambda m: "#" + (m.group(2) or m.group(1)), text)
+    text = _SPECIAL.sub(lambda m: m.group(2) or "@" + m.group(1), text)
+    return unescape(text).strip().lstrip(":,").strip()
 
 
 def plain(text: str) -> str:

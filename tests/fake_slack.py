@@ -1,0 +1,223 @@
+"""A fake Slack Web API on loopback: records every call and answers like Slack does.
+
+A stdlib ThreadingHTTPServer on 127.0.0.1 port 0 (no fixed port, so test runs can share a machine).
+Point `WebClient(base_url=fake.api_url)` at it, then assert on `fake.calls` or wait for calls with
+`fake.wait_for("chat.postMessage", 2)`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Self
+from urllib.parse import parse_qsl
+
+import pytest
+
+BOT_USER_ID = "U000000BOT1"
+BOT_ID = "B000000BOT1"
+TEAM_ID = "T0000000001"
+
+
+@dataclass(frozen=True)
+class Call:
+    """One recorded request: the Web API method (or "upload" for file bytes) and its parameters."""
+
+    method: str
+    params: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+    raw: bytes = b""
+
+    @property
+    def blocks(self) -> list[dict[str, Any]]:
+        blocks = self.params.get("blocks") or []
+        return json.loads(blocks) if isinstance(blocks, str) else list(blocks)
+
+
+@dataclass
+class _Failure:
+    error: str
+    status: int
+    headers: dict[str, str]
+
+
+class FakeSlack:
+    """The fake Web API server. Use as a context manager (or the `fake_slack` fixture)."""
+
+    def __init__(self) -> None:
+        self.calls: list[Call] = []
+        self._cond = threading.Condition()
+        self._ts = itertools.count(1)
+        self._files = itertools.count(1)
+        self._failures: dict[str, list[_Failure]] = {}
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+
+    @property
+    def root(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def api_url(self) -> str:
+        """The base URL for WebClient / TASKWRIGHT_SLACK_API_URL."""
+        return self.root + "/api/"
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    # ---- what tests use -----------------------------------------------------------------------
+
+    def calls_of(self, method: str) -> list[Call]:
+        with self._cond:
+            return [c for c in self.calls if c.method == method]
+
+    def methods(self) -> list[str]:
+        with self._cond:
+            return [c.method for c in self.calls]
+
+    def wait_for(self, method: str, n: int = 1, *, timeout: float = 10.0) -> list[Call]:
+        """Wait until at least n calls of method arrived; fail the test with what did arrive otherwise."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while len([c for c in self.calls if c.method == method]) < n:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    got = [c.method for c in self.calls]
+                    raise AssertionError(f"waited {timeout}s for {n} x {method}; calls so far: {got}")
+                self._cond.wait(left)
+            return [c for c in self.calls if c.method == method]
+
+    def quiet(self, *, for_s: float = 0.3, timeout: float = 10.0) -> None:
+        """Wait until no call has arrived for for_s seconds (background work has settled)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            seen = len(self.calls)
+            while time.monotonic() < deadline:
+                self._cond.wait(for_s)
+                if len(self.calls) == seen:
+                    return
+                seen = len(self.calls)
+        raise AssertionError(f"calls kept arriving for {timeout}s")
+
+    def clear(self) -> None:
+        with self._cond:
+            self.calls.clear()
+
+    def fail_next(
+        self, method: str, error: str, *, status: int = 200, headers: dict[str, str] | None = None
+    ) -> None:
+        """Answer the next call of method with an error (status 429 + Retry-After for rate limits)."""
+        with self._cond:
+            self._failures.setdefault(method, []).append(_Failure(error, status, headers or {}))
+
+    # ---- the server side ----------------------------------------------------------------------
+
+    def _record(self, call: Call) -> tuple[int, dict[str, str], dict[str, Any]]:
+        with self._cond:
+            self.calls.append(call)
+            failures = self._failures.get(call.method)
+            failure = failures.pop(0) if failures else None
+            self._cond.notify_all()
+        if failure:
+            return failure.status, failure.headers, {"ok": False, "error": failure.error}
+        return 200, {}, self._answer(call)
+
+    def _answer(self, call: Call) -> dict[str, Any]:
+        p = call.params
+        if call.method == "auth.test":
+            return {
+                "ok": True,
+                "url": "https://placeholder-workspace.slack.com/",
+                "team": "placeholder-workspace",
+                "team_id": TEAM_ID,
+                "user": "assistant-bot",
+                "user_id": BOT_USER_ID,
+                "bot_id": BOT_ID,
+                "is_enterprise_install": False,
+            }
+        if call.method == "chat.postMessage":
+            ts = f"1800000000.{next(self._ts):06d}"
+            message = {
+                "type": "message",
+                "text": p.get("text", ""),
+                "user": BOT_USER_ID,
+                "bot_id": BOT_ID,
+                "ts": ts,
+            }
+            return {"ok": True, "channel": p.get("channel"), "ts": ts, "message": message}
+        if call.method in ("chat.update", "chat.delete"):
+            return {"ok": True, "channel": p.get("channel"), "ts": p.get("ts")}
+        if call.method == "conversations.open":
+            users = str(p.get("users", ""))
+            return {"ok": True, "channel": {"id": "D" + users.split(",")[0][1:]}}
+        if call.method == "files.getUploadURLExternal":
+            file_id = f"F{next(self._files):010d}"
+            return {"ok": True, "upload_url": f"{self.root}/upload/{file_id}", "file_id": file_id}
+        if call.method == "files.completeUploadExternal":
+            files = p.get("files")
+            files = json.loads(files) if isinstance(files, str) else files or []
+            return {"ok": True, "files": [{"id": f["id"], "title": f.get("title", "")} for f in files]}
+        return {"ok": True}
+
+
+def _parse(body: bytes, content_type: str, query: str) -> dict[str, Any]:
+    params: dict[str, Any] = dict(parse_qsl(query))
+    if content_type.startswith("application/json") and body:
+        params.update(json.loads(body))
+    elif content_type.startswith("application/x-www-form-urlencoded"):
+        params.update(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+    return params
+
+
+def _handler_for(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:  # quiet
+            pass
+
+        def do_POST(self) -> None:
+            path, _, query = self.path.partition("?")
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            if path.startswith("/upload/"):
+                fake._record(Call("upload", {"file_id": path.rsplit("/", 1)[1]}, headers, body))
+                self._send(200, {}, f"OK - {len(body)}".encode(), "text/plain")
+                return
+            if not path.startswith("/api/"):
+                self._send(404, {}, b"not found", "text/plain")
+                return
+            params = _parse(body, headers.get("content-type", ""), query)
+            status, extra, answer = fake._record(Call(path[len("/api/") :], params, headers, body))
+            self._send(status, extra, json.dumps(answer).encode(), "application/json; charset=utf-8")
+
+        do_GET = do_POST
+
+        def _send(self, status: int, headers: dict[str, str], body: bytes, content_type: str) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            for k, v in headers.items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(body)
+
+    return Handler
+
+
+@pytest.fixture
+def fake_slack() -> Iterator[FakeSlack]:
+    """A running fake Slack Web API, shut down after the test."""
+    with FakeSlack() as fake:
+        yield fake
