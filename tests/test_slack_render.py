@@ -11,6 +11,7 @@ from bot.slack_render import (
     TEXT_FILE_CHARS,
     SlackFile,
     SlackMessage,
+    clean_text,
     escape,
     escape_text,
     page_of_task,
@@ -201,3 +202,48 @@ def test_direct_message_renders_its_body() -> None:
     [msg] = messages(DirectMessage("U0000000002", body))
     head = msg.blocks[0]["text"]["text"]
     assert "<@U0000000001>" in head and "<!here>" not in head
+
+
+# ---- incoming text ---------------------------------------------------------------------------------
+
+
+def test_clean_text_strips_the_bot_and_unescapes() -> None:
+    raw = "<@U000000BOT1>: plan: fix &lt;b&gt; &amp; ship <https://x.example/a|the doc> in <#C0000000001|launch> <!here>"
+    assert clean_text(raw, bot_user_id="U000000BOT1") == "plan: fix <b> & ship the doc in #launch @here"
+    assert (
+        clean_text("ask <@U0000000002> about <mailto:a@b.example>")
+        == "ask <@U0000000002> about mailto:a@b.example"
+    )
+    assert clean_text("&amp;lt;") == "&lt;"  # unescaped once, not twice
+
+
+def test_which_events_reach_the_service() -> None:
+    from bot.slack import to_chat_request
+
+    def req(**event: object) -> object:
+        base = {"type": "message", "user": "U0000000001", "text": "hi", "channel": "C1", "ts": "1.1"}
+        return to_chat_request(base | event, event_id="Ev1", bot_user_id="U000000BOT1")
+
+    assert req(channel_type="im") is not None  # any DM
+    assert req(channel_type="channel") is None  # channel chatter
+    assert req(channel_type="channel", text="PLAN: x") is not None  # explicit syntax
+    assert req(channel_type="channel", text="<@U000000BOT1> plan: x") is None  # app_mention carries it
+    assert req(channel_type="im", bot_id="B1") is None
+    assert req(channel_type="im", user="U000000BOT1") is None
+    assert req(channel_type="im", subtype="message_changed") is None
+    assert req(channel_type="im", subtype="channel_join") is None
+    dm = req(channel_type="im", subtype="file_share", files=[{"id": "F1", "name": "a.csv", "size": 3}])
+    assert dm is not None and dm.files[0].name == "a.csv" and dm.is_dm  # type: ignore[attr-defined]
+    mention = to_chat_request(
+        {
+            "type": "app_mention",
+            "user": "U0000000001",
+            "text": "<@U000000BOT1> team",
+            "channel": "C1",
+            "ts": "2.2",
+            "thread_ts": "1.1",
+        },
+        event_id="Ev2",
+        bot_user_id="U000000BOT1",
+    )
+    assert mention is not None and mention.text == "team" and mention.reply_thread == "1.1"
