@@ -24,7 +24,7 @@ models: $(STAMP)
 run: $(STAMP)
 	$(BIN)/taskwright models fetch
 	$(BIN)/taskwright team demo --if-empty
-	$(BIN)/taskwright chat
+	$(BIN)/taskwright run
 
 test: $(STAMP)
 	$(BIN)/taskwright models fetch --name qwen2.5-coder-0.5b

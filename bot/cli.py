@@ -67,6 +67,23 @@ def chat(ctx: click.Context, user: str, today: str | None) -> None:
 
 
 @cli.command()
+@click.option("--user", default="U0DEMOELI", show_default=True, help="Who you are in the console.")
+@click.pass_context
+def run(ctx: click.Context, user: str) -> None:
+    """Start the bot: Slack Socket Mode when SLACK_BOT_TOKEN and SLACK_APP_TOKEN are set, else the console.
+
+    Example: taskwright run
+    """
+    settings = _settings(ctx)
+    if settings.slack_socket_mode:
+        click.echo("SLACK_BOT_TOKEN and SLACK_APP_TOKEN are set: starting Slack Socket Mode.", err=True)
+        ctx.invoke(slack, http=False, port=3000)
+    else:
+        click.echo("No Slack tokens set: starting the console chat (see README to connect Slack).", err=True)
+        ctx.invoke(chat, user=user, today=None)
+
+
+@cli.command()
 @click.argument("message")
 @click.option("--json", "as_json", is_flag=True, help="Print the structured replies as JSON.")
 @click.option("--user", default="U0DEMOELI", show_default=True, help="Who is asking (a Slack user id).")

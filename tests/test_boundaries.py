@@ -44,7 +44,7 @@ def test_libraries_stay_in_their_modules() -> None:
     assert offenders == []
 
 
-@pytest.mark.parametrize("args", [[], ["plan"], ["chat"], ["ask"], ["slack"], ["team"], ["team", "import"]])
+@pytest.mark.parametrize("args", [[], ["plan"], ["run"], ["chat"], ["ask"], ["slack"], ["team"], ["team", "import"]])
 def test_help_does_not_load_torch_or_slack(args: list[str]) -> None:
     code = (
         "import sys; from click.testing import CliRunner; from bot.cli import cli; "
