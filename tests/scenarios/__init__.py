@@ -28,6 +28,13 @@ from bot.settings import Settings
 from bot.slack import SlackHTTPServer, build_slack_app, make_http_server
 from planner.types import Member
 
+try:  # from the repo root (python -m pytest, mypy)
+    from tests.fake_slack import BOT_USER_ID, FakeSlack
+except ImportError:  # plain `pytest`: its rootdir insertion puts tests/ itself on sys.path
+    from fake_slack import BOT_USER_ID, FakeSlack  # type: ignore[import-not-found, no-redef]
+
+__all__ = ["BOT_USER_ID", "FakeSlack"]
+
 FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "slack-fixtures"
 SECRET = "test-signing-secret-0123456789abcdef"
 BOT_TOKEN = "xoxb-test-placeholder"
@@ -53,6 +60,12 @@ def sign(body: str, *, secret: str = SECRET, timestamp: int | None = None) -> di
     ts = str(int(time.time()) if timestamp is None else timestamp)
     digest = hmac.new(secret.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256).hexdigest()
     return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest}"}
+
+
+def posted_ts(store: Any, plan_id: int) -> str | None:
+    """The ts of the message the plan was posted in, as the adapter recorded it (store.set_plan_message)."""
+    ts: str | None = store.db.table("plans").get(plan_id)["message_ts"]
+    return ts
 
 
 def slack_settings(home: Path, api_url: str) -> Settings:
@@ -115,57 +128,14 @@ def serve_http(assistant: Any, settings: Settings) -> Iterator[HttpRig]:
         worker.shutdown(wait=True, cancel_futures=True)
 
 
-class StandInAssistant:
-    """TODO(remove): stands in for bot.service.Assistant until planner.core imports; same contract."""
-
-    def __init__(self, store: Any) -> None:
-        self.store = store
-
-    def route(self, req: Any) -> Any:
-        from bot.types import Intent
-
-        return Intent("plan", req.text, slow=True, status_text="Planning… :hourglass_flowing_sand:")
-
-    def handle(self, req: Any) -> list[Any]:
-        import datetime as dt
-
-        from bot.types import DirectMessage, PlanReply, TaskListReply
-        from planner.types import Assignment, DraftPlan, Slot, Subtask
-
-        subs = tuple(Subtask(str(i), f"Step {i}", skills=("writing",), estimate_hours=2) for i in range(1, 4))
-        draft = DraftPlan(request=req.text, title=req.text[:60], subtasks=subs, source="playbook:stand-in")
-        members = self.store.members()
-        assigns = [Assignment(s.id, members[i % len(members)], "round robin") for i, s in enumerate(subs)]
-        slots = [Slot(s.id, dt.date(2024, 1, 1), dt.date(2024, 1, 2)) for s in subs]
-        plan = self.store.save_plan(
-            draft, assigns, slots, requester=req.user, channel=req.channel, thread_ts=req.reply_thread or ""
-        )
-        dms = {t.assignee.slack_id: t for t in plan.tasks if t.assignee}
-        return [PlanReply(plan), *(DirectMessage(u, TaskListReply("New", (t,))) for u, t in dms.items())]
-
-    def handle_action(self, act: Any) -> list[Any]:
-        from bot.types import PlanReply, TextReply
-
-        task = self.store.task(act.task_id)
-        if task is None:
-            return [TextReply(f"Task {act.task_id} no longer exists.", kind="error")]
-        if act.action == "accept" and (task.assignee is None or task.assignee.slack_id != act.user):
-            return [TextReply("Only the assignee can accept.", kind="error")]
-        if act.action == "reassign":
-            members = [
-                m for m in self.store.members() if not task.assignee or m.slack_id != task.assignee.slack_id
-            ]
-            self.store.reassign(task.id, members[0], actor=act.user, why="next")
-        else:
-            self.store.set_status(task.id, "accepted" if act.action == "accept" else "done", actor=act.user)
-        return [PlanReply(self.store.get_plan(task.plan_id), update=True)]
+_PLANNERS: dict[int, Any] = {}  # one playbook planner per embedder: the playbooks are embedded once
 
 
 def make_assistant(settings: Settings, store: Any, request: pytest.FixtureRequest) -> Any:
     """The real Assistant over store with the playbook-only planner (no LLM) and the session's embedder."""
-    try:
-        from bot.service import build_assistant, build_playbook_planner
-    except ImportError:  # TODO(remove) once planner.core imports
-        return StandInAssistant(store)
-    planner = build_playbook_planner(settings, embedder=request.getfixturevalue("embedder"))
-    return build_assistant(settings, store=store, planner=planner)
+    from bot.service import build_assistant, build_playbook_planner
+
+    embedder = request.getfixturevalue("embedder")
+    if id(embedder) not in _PLANNERS:
+        _PLANNERS[id(embedder)] = build_playbook_planner(settings, embedder=embedder)
+    return build_assistant(settings, store=store, planner=_PLANNERS[id(embedder)])

@@ -12,8 +12,18 @@ from typing import Any
 import pytest
 
 from bot.store import Store
-from tests.fake_slack import BOT_USER_ID, FakeSlack
-from tests.scenarios import TEAM, HttpRig, load_fixture, make_assistant, serve_http, slack_settings
+
+from . import (
+    BOT_USER_ID,
+    TEAM,
+    FakeSlack,
+    HttpRig,
+    load_fixture,
+    make_assistant,
+    posted_ts,
+    serve_http,
+    slack_settings,
+)
 
 CHANNEL = "C0000000001"
 MENTION_TS = "1700000000.000100"
@@ -76,7 +86,7 @@ def test_mention_plans_in_the_thread_dms_assignees_and_ignores_retries(
     [plan] = store.plans()
     assert plan.requester == "U0000000001" and BOT_USER_ID not in plan.request
     assert "Q3 launch" in plan.request
-    assert store.db["plans"].get(plan.id)["message_ts"] == "1800000000.000001"  # where the plan was posted
+    assert posted_ts(store, plan.id) == "1800000000.000001"  # where the plan was posted
     assignees = {t.assignee.slack_id for t in plan.tasks if t.assignee}
     assert assignees and {c.params["users"] for c in fake_slack.calls_of("conversations.open")} == assignees
     dm_posts = [c for c in fake_slack.calls_of("chat.postMessage") if c.params["channel"].startswith("D")]
@@ -181,7 +191,8 @@ def actions_of(blocks: list[dict[str, Any]], task_id: int) -> list[str]:
 def test_buttons_update_the_store_and_the_message(rig: HttpRig, fake_slack: FakeSlack, store: Store) -> None:
     plan_in_thread(rig, fake_slack, load_fixture("events_app_mention.json"))
     [plan] = store.plans()
-    msg_ts = store.db["plans"].get(plan.id)["message_ts"]
+    msg_ts = posted_ts(store, plan.id)
+    assert msg_ts is not None
     first, second = [t for t in plan.tasks if t.assignee][:2]
     assert first.assignee is not None and second.assignee is not None
 

@@ -15,10 +15,10 @@ from bot.settings import Settings
 from bot.slack import SlackAdapter, Target, build_slack_app, build_web_client, dispatch_socket_frame
 from bot.slack_render import TASKS_PER_PAGE, TEXT_FILE_CHARS
 from bot.store import Store
-from bot.types import ActionRequest, DirectMessage, PlanReply, TextReply
+from bot.types import ActionRequest, DirectMessage, PlanReply, Reply, TextReply
 from planner.types import Assignment, DraftPlan, Slot, Subtask
-from tests.fake_slack import FakeSlack
-from tests.scenarios import TEAM, load_fixture, make_assistant, slack_settings
+
+from . import TEAM, FakeSlack, load_fixture, make_assistant, posted_ts, slack_settings
 
 
 @pytest.fixture
@@ -122,7 +122,7 @@ def test_a_paginated_plan_posts_pages_and_a_click_updates_its_own_page(
     pages = fake_slack.calls_of("chat.postMessage")
     assert len(pages) == 3 and all(len(p.blocks) <= 50 for p in pages)
     assert all(p.params["thread_ts"] == "1700000000.000100" for p in pages)
-    assert store.db["plans"].get(plan.id)["message_ts"] == "1800000000.000001"
+    assert posted_ts(store, plan.id) == "1800000000.000001"
 
     last = plan.tasks[-1]
     act = ActionRequest("U0000000001", "done", last.id, channel="C0000000001", message_ts="1800000000.000003")
@@ -157,7 +157,7 @@ def test_a_slack_error_is_logged_reported_and_the_rest_still_goes_out(
     adapter: SlackAdapter, fake_slack: FakeSlack, caplog: pytest.LogCaptureFixture
 ) -> None:
     fake_slack.fail_next("chat.postMessage", "msg_too_long")
-    replies = [TextReply("first"), DirectMessage("U0000000002", TextReply("for you"))]
+    replies: list[Reply] = [TextReply("first"), DirectMessage("U0000000002", TextReply("for you"))]
     with caplog.at_level(logging.ERROR, logger="bot.slack"):
         adapter.deliver(replies, Target("C0000000001", "1700000000.000100", "U0000000001"))
     posts = [c.params for c in fake_slack.calls_of("chat.postMessage")]
