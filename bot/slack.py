@@ -18,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt import App, BoltRequest, BoltResponse
+from slack_bolt.error import BoltError
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
@@ -300,12 +301,18 @@ def build_slack_app(
         worker: where the service runs (default: a pool of 2 threads; the caller shuts a given one down).
     """
     client = client or build_web_client(settings)
-    app = App(
-        client=client,
-        signing_secret=settings.slack_signing_secret or secrets.token_hex(32),
-        name="taskwright",
-        logger=logging.getLogger("taskwright.bolt"),
-    )
+    try:
+        app = App(
+            client=client,
+            signing_secret=settings.slack_signing_secret or secrets.token_hex(32),
+            name="taskwright",
+            logger=logging.getLogger("taskwright.bolt"),
+        )
+    except (BoltError, OSError) as e:  # auth.test refused the token, or Slack is unreachable
+        raise TaskwrightError(
+            f"Slack did not accept the bot token at {client.base_url}auth.test ({e}). "
+            "Check SLACK_BOT_TOKEN (xoxb-…) and that the app is installed to the workspace."
+        ) from e
     adapter = SlackAdapter(
         assistant,
         client,

@@ -16,6 +16,7 @@ from bot.slack import SlackAdapter, Target, build_slack_app, build_web_client, d
 from bot.slack_render import TASKS_PER_PAGE, TEXT_FILE_CHARS
 from bot.store import Store
 from bot.types import ActionRequest, DirectMessage, PlanReply, Reply, TextReply
+from planner.errors import TaskwrightError
 from planner.types import Assignment, DraftPlan, Slot, Subtask
 
 from . import TEAM, FakeSlack, load_fixture, make_assistant, posted_ts, slack_settings
@@ -171,3 +172,11 @@ def test_dm_channels_are_opened_once_per_user(adapter: SlackAdapter, fake_slack:
     adapter.deliver([dm, dm], Target("C0000000001", None, "U0000000001"))
     assert fake_slack.methods().count("conversations.open") == 1
     assert [c.params["channel"] for c in fake_slack.calls_of("chat.postMessage")] == ["D0000000002"] * 2
+
+
+def test_a_rejected_token_is_a_clear_error(assistant: Any, settings: Settings, fake_slack: FakeSlack) -> None:
+    fake_slack.fail_next("auth.test", "invalid_auth")
+    with pytest.raises(TaskwrightError, match="SLACK_BOT_TOKEN"):
+        build_slack_app(assistant, settings, worker=ThreadPoolExecutor(max_workers=1))
+    with pytest.raises(TaskwrightError, match="SLACK_BOT_TOKEN"):
+        build_web_client(settings.model_copy(update={"slack_bot_token": None}))
