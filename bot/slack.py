@@ -23,8 +23,17 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 
-from bot.slack_render import SlackFile, SlackMessage, clean_text, page_of_task, render, render_plan_page
-from bot.types import ACTIONS, ActionRequest, ChatRequest, DirectMessage, FileRef, PlanReply, Reply, TextReply
+from bot.slack_render import (
+    SlackFile,
+    SlackMessage,
+    clean_text,
+    page_of_task,
+    render,
+    render_plan_page,
+    to_action_request,
+    to_chat_request,
+)
+from bot.types import ActionRequest, ChatRequest, DirectMessage, PlanReply, Reply, TextReply
 from planner.errors import TaskwrightError
 
 if TYPE_CHECKING:
@@ -40,69 +49,9 @@ STALE_BUTTON = TextReply(
     "That button doesn't belong to a task I know; ask me for the plan again.", kind="error"
 )
 OOPS = "Sorry, something went wrong on my side while answering that. The error is in the bot's log; please try again."
-PERSON_SUBTYPES = (None, "file_share", "thread_broadcast")  # other subtypes are edits, deletions, joins, bots
-
-_CHANNEL_PLAN = re.compile(r"^(?:plan|计划|规划)\s*[:：]", re.IGNORECASE)  # explicit syntax in a channel
 
 
-# ---- Slack payloads -> our requests -------------------------------------------------------------------
-
-
-def is_person_message(event: dict[str, Any], *, bot_user_id: str | None) -> bool:
-    """True for a person's new message; False for bots (ours included), edits, deletions and other subtypes."""
-    if event.get("bot_id") or event.get("subtype") not in PERSON_SUBTYPES:
-        return False
-    user = event.get("user")
-    return bool(user) and user != bot_user_id
-
-
-def to_chat_request(
-    event: dict[str, Any], *, event_id: str | None, bot_user_id: str | None
-) -> ChatRequest | None:
-    """The ChatRequest for an app_mention or message event, or None when the bot should stay quiet.
-
-    Channel messages count only when they start with "plan:" and do not mention the bot (the app_mention
-    event carries those); DMs always count.
-    """
-    if not is_person_message(event, bot_user_id=bot_user_id):
-        return None
-    raw = event.get("text") or ""
-    text = clean_text(raw, bot_user_id=bot_user_id)
-    is_dm = event.get("channel_type") == "im"
-    mentions_bot = bool(bot_user_id) and f"<@{bot_user_id}" in raw  # the app_mention event carries it
-    if event.get("type") == "message" and not is_dm and (mentions_bot or not _CHANNEL_PLAN.match(text)):
-        return None
-    files = tuple(_file_ref(f) for f in event.get("files") or ())
-    channel, ts, thread_ts = event.get("channel") or "", event.get("ts"), event.get("thread_ts")
-    return ChatRequest(event["user"], text, channel, ts, thread_ts, is_dm, files, event_id)
-
-
-def _file_ref(f: dict[str, Any]) -> FileRef:
-    url = f.get("url_private_download") or f.get("url_private") or ""
-    return FileRef(
-        f.get("id", ""),
-        f.get("name") or f.get("id", ""),
-        url,
-        int(f.get("size") or 0),
-        f.get("mimetype") or "",
-    )
-
-
-def to_action_request(body: dict[str, Any], action: dict[str, Any]) -> ActionRequest:
-    """The ActionRequest for a task button click; ValueError when the button is not one of ours."""
-    name = str(action.get("action_id", "")).removeprefix("task_")
-    value = str(action.get("value", ""))
-    if name not in ACTIONS or not value.isdigit():
-        raise ValueError(f"button {action.get('action_id')!r} with value {value!r} does not name a task")
-    where = _click_target(body)
-    return ActionRequest(
-        user=body["user"]["id"],
-        action=name,  # type: ignore[arg-type]
-        task_id=int(value),
-        channel=where.channel,
-        message_ts=where.update_ts,
-        thread_ts=(body.get("container") or {}).get("thread_ts"),
-    )
+# ---- our replies -> Web API calls ---------------------------------------------------------------------
 
 
 def _click_target(body: dict[str, Any]) -> Target:
@@ -112,9 +61,6 @@ def _click_target(body: dict[str, Any]) -> Target:
     thread = box.get("thread_ts") or box.get("message_ts")
     user = (body.get("user") or {}).get("id", "")
     return Target(channel, thread, user, update_ts=box.get("message_ts"), errors_ephemeral=True)
-
-
-# ---- our replies -> Web API calls ---------------------------------------------------------------------
 
 
 @dataclass

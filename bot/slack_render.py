@@ -1,4 +1,5 @@
-"""Slack's text format both ways, and platform-neutral replies rendered as Block Kit (slack_sdk.models.blocks).
+"""Translation between Slack's formats and ours: incoming text and event payloads to ChatRequest /
+ActionRequest, and platform-neutral replies to Block Kit (slack_sdk.models.blocks). No I/O here.
 
 Every piece of user or model text is escaped (`&`, `<`, `>`) before our own mentions are added, so model
 output can never become `<!channel>` or a mention. Slack checks per-block limits but not 50 blocks per
@@ -26,7 +27,18 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.types import DirectMessage, PlanReply, Reply, TaskListReply, TeamReply, TextReply
+from bot.types import (
+    ACTIONS,
+    ActionRequest,
+    ChatRequest,
+    DirectMessage,
+    FileRef,
+    PlanReply,
+    Reply,
+    TaskListReply,
+    TeamReply,
+    TextReply,
+)
 from planner.types import Member, Plan, Task
 
 log = logging.getLogger(__name__)
@@ -43,6 +55,8 @@ ROWS_PER_LIST_PAGE = 40  # task list / team rows per message
 
 ACTION_IDS = {"accept": "task_accept", "reassign": "task_reassign", "done": "task_done"}
 _SLACK_ID = re.compile(r"[UW][A-Z0-9]{2,}")
+PERSON_SUBTYPES = (None, "file_share", "thread_broadcast")  # other subtypes: edits, deletions, joins, bots
+_CHANNEL_PLAN = re.compile(r"^(?:plan|计划|规划)\s*[:：]", re.IGNORECASE)  # explicit syntax in a channel
 _ESCAPED_MENTION = re.compile(r"&lt;@([UW][A-Z0-9]{2,})&gt;")
 _LINK = re.compile(r"<((?:https?|mailto|tel):[^|>]+)(?:\|([^>]*))?>")
 _CHANNEL = re.compile(r"<#([CG][A-Z0-9]+)(?:\|([^>]*))?>")
@@ -99,6 +113,69 @@ def clean_text(text: str, *, bot_user_id: str | None = None) -> str:
     text = _CHANNEL.sub(lambda m: "#" + (m.group(2) or m.group(1)), text)
     text = _SPECIAL.sub(lambda m: m.group(2) or "@" + m.group(1), text)
     return unescape(text).strip().lstrip(":,").strip()
+
+
+# ---- Slack payloads -> our requests -------------------------------------------------------------------
+
+
+def is_person_message(event: dict[str, Any], *, bot_user_id: str | None) -> bool:
+    """True for a person's new message; False for bots (ours included), edits, deletions and other subtypes."""
+    if event.get("bot_id") or event.get("subtype") not in PERSON_SUBTYPES:
+        return False
+    user = event.get("user")
+    return bool(user) and user != bot_user_id
+
+
+def to_chat_request(
+    event: dict[str, Any], *, event_id: str | None, bot_user_id: str | None
+) -> ChatRequest | None:
+    """The ChatRequest for an app_mention or message event, or None when the bot should stay quiet.
+
+    Channel messages count only when they start with "plan:" and do not mention the bot (the app_mention
+    event carries those); DMs always count.
+    """
+    if not is_person_message(event, bot_user_id=bot_user_id):
+        return None
+    raw = event.get("text") or ""
+    text = clean_text(raw, bot_user_id=bot_user_id)
+    is_dm = event.get("channel_type") == "im"
+    mentions_bot = bool(bot_user_id) and f"<@{bot_user_id}" in raw  # the app_mention event carries it
+    if event.get("type") == "message" and not is_dm and (mentions_bot or not _CHANNEL_PLAN.match(text)):
+        return None
+    files = tuple(_file_ref(f) for f in event.get("files") or ())
+    channel, ts, thread_ts = event.get("channel") or "", event.get("ts"), event.get("thread_ts")
+    return ChatRequest(event["user"], text, channel, ts, thread_ts, is_dm, files, event_id)
+
+
+def _file_ref(f: dict[str, Any]) -> FileRef:
+    url = f.get("url_private_download") or f.get("url_private") or ""
+    return FileRef(
+        f.get("id", ""),
+        f.get("name") or f.get("id", ""),
+        url,
+        int(f.get("size") or 0),
+        f.get("mimetype") or "",
+    )
+
+
+def to_action_request(body: dict[str, Any], action: dict[str, Any]) -> ActionRequest:
+    """The ActionRequest for a task button click; ValueError when the button is not one of ours."""
+    name = str(action.get("action_id", "")).removeprefix("task_")
+    value = str(action.get("value", ""))
+    if name not in ACTIONS or not value.isdigit():
+        raise ValueError(f"button {action.get('action_id')!r} with value {value!r} does not name a task")
+    box = body.get("container") or {}
+    return ActionRequest(
+        user=body["user"]["id"],
+        action=name,  # type: ignore[arg-type]
+        task_id=int(value),
+        channel=box.get("channel_id") or (body.get("channel") or {}).get("id", ""),
+        message_ts=box.get("message_ts"),
+        thread_ts=box.get("thread_ts"),
+    )
+
+
+# ---- our replies -> Block Kit -------------------------------------------------------------------------
 
 
 def plain(text: str) -> str:

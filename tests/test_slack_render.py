@@ -218,7 +218,7 @@ def test_clean_text_strips_the_bot_and_unescapes() -> None:
 
 
 def test_which_events_reach_the_service() -> None:
-    from bot.slack import to_chat_request
+    from bot.slack_render import to_chat_request
 
     def req(**event: object) -> object:
         base = {"type": "message", "user": "U0000000001", "text": "hi", "channel": "C1", "ts": "1.1"}
