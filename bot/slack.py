@@ -54,15 +54,6 @@ OOPS = "Sorry, something went wrong on my side while answering that. The error i
 # ---- our replies -> Web API calls ---------------------------------------------------------------------
 
 
-def _click_target(body: dict[str, Any]) -> Target:
-    """Where a click's answers go: the clicked message (to update), its thread, errors to the clicker only."""
-    box = body.get("container") or {}
-    channel = box.get("channel_id") or (body.get("channel") or {}).get("id", "")
-    thread = box.get("thread_ts") or box.get("message_ts")
-    user = (body.get("user") or {}).get("id", "")
-    return Target(channel, thread, user, update_ts=box.get("message_ts"), errors_ephemeral=True)
-
-
 @dataclass
 class Target:
     """Where replies go. status_ts: a status message to turn into the first reply; update_ts: a clicked message."""
@@ -74,6 +65,15 @@ class Target:
     update_ts: str | None = None
     task_id: int | None = None
     errors_ephemeral: bool = False
+
+
+def _click_target(body: dict[str, Any]) -> Target:
+    """Where a click's answers go: the clicked message (to update), its thread, errors to the clicker only."""
+    box = body.get("container") or {}
+    channel = box.get("channel_id") or (body.get("channel") or {}).get("id", "")
+    thread = box.get("thread_ts") or box.get("message_ts")
+    user = (body.get("user") or {}).get("id", "")
+    return Target(channel, thread, user, update_ts=box.get("message_ts"), errors_ephemeral=True)
 
 
 class SlackAdapter:
