@@ -37,6 +37,14 @@ def embedder():  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="session")
+def playbook_planner(embedder):  # type: ignore[no-untyped-def]
+    """The real planner without an LLM (playbooks + optimizer), built once: playbooks are embedded once."""
+    from bot.service import build_playbook_planner
+
+    return build_playbook_planner(embedder=embedder)
+
+
+@pytest.fixture(scope="session")
 def model_cache() -> Path:
     """The models folder `make test` fetched into (the user's TASKWRIGHT_HOME, not the per-test one)."""
     from bot.settings import _default_home

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot.roster import demo_roster_path, load_roster
-from bot.service import Assistant, build_playbook_planner
+from bot.service import Assistant
 from bot.store import Store
 from bot.types import ActionRequest, ChatRequest, DirectMessage, PlanReply, TaskListReply, TeamReply, TextReply
 from planner.core import Planner
@@ -16,9 +16,9 @@ from planner.core import Planner
 TODAY = "2026-12-03"
 
 
-@pytest.fixture(scope="module")
-def planner(embedder) -> Planner:  # type: ignore[no-untyped-def]
-    return build_playbook_planner(embedder=embedder)
+@pytest.fixture
+def planner(playbook_planner: Planner) -> Planner:
+    return playbook_planner
 
 
 @pytest.fixture

@@ -28,10 +28,7 @@ from bot.settings import Settings
 from bot.slack import SlackHTTPServer, build_slack_app, make_http_server
 from planner.types import Member
 
-try:  # from the repo root (python -m pytest, mypy)
-    from tests.fake_slack import BOT_USER_ID, FakeSlack
-except ImportError:  # plain `pytest`: its rootdir insertion puts tests/ itself on sys.path
-    from fake_slack import BOT_USER_ID, FakeSlack  # type: ignore[import-not-found, no-redef]
+from tests.fake_slack import BOT_USER_ID, FakeSlack
 
 __all__ = ["BOT_USER_ID", "FakeSlack"]
 
@@ -128,14 +125,8 @@ def serve_http(assistant: Any, settings: Settings) -> Iterator[HttpRig]:
         worker.shutdown(wait=True, cancel_futures=True)
 
 
-_PLANNERS: dict[int, Any] = {}  # one playbook planner per embedder: the playbooks are embedded once
-
-
 def make_assistant(settings: Settings, store: Any, request: pytest.FixtureRequest) -> Any:
-    """The real Assistant over store with the playbook-only planner (no LLM) and the session's embedder."""
-    from bot.service import build_assistant, build_playbook_planner
+    """The real Assistant over store with the session's playbook-only planner (no LLM)."""
+    from bot.service import build_assistant
 
-    embedder = request.getfixturevalue("embedder")
-    if id(embedder) not in _PLANNERS:
-        _PLANNERS[id(embedder)] = build_playbook_planner(settings, embedder=embedder)
-    return build_assistant(settings, store=store, planner=_PLANNERS[id(embedder)])
+    return build_assistant(settings, store=store, planner=request.getfixturevalue("playbook_planner"))

@@ -12,14 +12,14 @@ from click.testing import CliRunner
 from bot.cli import cli
 from bot.console import Console
 from bot.roster import demo_roster_path, load_roster
-from bot.service import Assistant, build_playbook_planner
+from bot.service import Assistant
 from bot.store import Store
 
 
-def test_console_session(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+def test_console_session(tmp_path: Path, playbook_planner) -> None:  # type: ignore[no-untyped-def]
     store = Store(tmp_path / "t.db")
     store.save_members(load_roster(demo_roster_path()))
-    assistant = Assistant(store=store, planner=build_playbook_planner(embedder=embedder),
+    assistant = Assistant(store=store, planner=playbook_planner,
                           today=lambda: dt.date(2026, 12, 3))
     lines: list[str] = []
     console = Console(assistant, user="U0DEMOELI", out=lines.append, today="2026-12-03")
