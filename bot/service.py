@@ -181,15 +181,16 @@ def _who(slack_id: str | None) -> str:
 def build_playbook_planner(settings: Settings | None = None, *, embedder: Embedder | None = None,
                            with_llm: bool = False) -> Planner:
     """The planner over the default embedder and playbooks; with_llm adds the configured LLM (lazily loaded)."""
+    from planner.core import preload
     from planner.embed import default_embedder
     from planner.playbooks import PlaybookLibrary, load_playbooks
 
-    emb = embedder or default_embedder()
     factory = None
     if with_llm and settings is not None:
         from planner.proposer import build_proposer
 
-        factory = lambda: build_proposer(settings)  # noqa: E731
+        factory = preload(lambda: build_proposer(settings))  # loads while the embedder loads
+    emb = embedder or default_embedder()
     return Planner(library=PlaybookLibrary(load_playbooks(), emb), embedder=emb, proposer_factory=factory,
                    assign_time_limit_s=settings.assign_time_limit_s if settings else 0.5)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Protocol, Sequence
@@ -140,6 +141,31 @@ class Planner:
                 log.error("could not load the planning model: %s", e)
                 self._factory_error = str(e)
         return self._proposer
+
+
+def preload(factory: Callable[[], Proposer]) -> Callable[[], Proposer]:
+    """Start factory() in a background thread now; the returned callable waits for it (or re-raises).
+
+    Loading the LLM (seconds) then overlaps with loading the embedder and the playbook index.
+    """
+    box: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            box["value"] = factory()
+        except BaseException as e:  # handed to the caller of result()
+            box["error"] = e
+
+    thread = threading.Thread(target=run, name="taskwright-model-preload", daemon=True)
+    thread.start()
+
+    def result() -> Proposer:
+        thread.join()
+        if "error" in box:
+            raise box["error"]  # type: ignore[misc]
+        return box["value"]  # type: ignore[return-value]
+
+    return result
 
 
 def _clean_request(request: str) -> tuple[str, list[str]]:
