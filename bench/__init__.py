@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m bench.assign` checks the assignment optimizer against published GAP optima."""
