@@ -271,7 +271,7 @@ class PlaybookLibrary:
         embedder: Embedder,
         *,
         fallback: str = FALLBACK_NAME,
-        threshold: float = 0.3,
+        threshold: float = 0.35,
         threshold_zh: float = 0.15,
         keyword_weight: float = 0.5,
     ) -> None:

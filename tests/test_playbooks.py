@@ -249,7 +249,10 @@ def test_key_requests(library: PlaybookLibrary, request_text: str, expected: str
 
 
 @slow
-@pytest.mark.parametrize("request_text", ["Buy flowers for grandma", "asdf qwerty", "给我讲个笑话", ""])
+@pytest.mark.parametrize(
+    "request_text",
+    ["Buy flowers for grandma", "asdf qwerty", "What is the capital of France?", "给我讲个笑话", ""],
+)
 def test_nothing_fits_gives_the_fallback(library: PlaybookLibrary, request_text: str) -> None:
     ranked = library.match(request_text, k=3)
     assert ranked[0][0].name == FALLBACK_NAME
