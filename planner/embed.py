@@ -50,6 +50,9 @@ class MiniLMEmbedder:
         from transformers import AutoModel, AutoTokenizer
 
         path = path or model_dir()
+        # Short sentences gain nothing from more threads, and on a busy 2-core machine one thread was 14x
+        # faster per sentence (17 ms against 0.24 s) than torch's default of one per core.
+        torch.set_num_threads(1)
         self._torch = torch
         self._tok = AutoTokenizer.from_pretrained(str(path))
         self._model = AutoModel.from_pretrained(str(path)).eval()
