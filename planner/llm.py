@@ -207,7 +207,9 @@ class ChatTransformersLocal(BaseChatModel):
     def _load_locked(self) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as hf_logging
 
+        hf_logging.disable_progress_bar()  # GGUF de-quantising draws a bar per tensor on stderr
         device = pick_device() if self.device == "auto" else self.device
         if device == "cpu":
             torch.set_num_threads(self.n_threads)
