@@ -168,6 +168,12 @@ def main(argv: list[str] | None = None) -> int:
         "--threads", type=int, default=None, help="CPU threads (default: TASKWRIGHT_LLM_THREADS)"
     )
     parser.add_argument("--requests", type=int, default=len(REQUESTS), help="how many of the 8 requests")
+    parser.add_argument(
+        "--transformers-requests",
+        type=int,
+        default=3,
+        help="requests for the (slow on CPU) transformers engine",
+    )
     parser.add_argument("--out", type=Path, default=Path("bench/out/planner.json"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -176,10 +182,13 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for label in args.models.split(","):
         print(f"{label} ({threads} threads)...", file=sys.stderr, flush=True)
+        n = (
+            args.requests
+            if CANDIDATES[label][0] == "llamacpp"
+            else min(args.requests, args.transformers_requests)
+        )
         results.append(
-            bench_one(
-                label, threads=threads, models_dir=settings.models_dir, requests=REQUESTS[: args.requests]
-            )
+            bench_one(label, threads=threads, models_dir=settings.models_dir, requests=REQUESTS[:n])
         )
     print(format_table([HEADER] + [r.row() for r in results]))
     args.out.parent.mkdir(parents=True, exist_ok=True)
