@@ -19,7 +19,10 @@ def _default_home() -> Path:
 class Settings(BaseSettings):
     """Every setting the product reads. README's "Settings" table documents each one."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True, populate_by_name=True)
+    # env_prefix keeps field names from matching unrelated variables (HOME, DB, LLM); aliases are exact.
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", frozen=True, populate_by_name=True, env_prefix="TASKWRIGHT_"
+    )
 
     home: Path = Field(default_factory=_default_home, validation_alias="TASKWRIGHT_HOME")
     db: Path | None = Field(default=None, validation_alias="TASKWRIGHT_DB")

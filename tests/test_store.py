@@ -77,3 +77,17 @@ def test_remove_member_unassigns_open_tasks(tmp_path: Path) -> None:
     assert store.task(plan.tasks[0].id).assignee is None  # type: ignore[union-attr]
     assert [m.slack_id for m in store.members()] == ["U0BEN"]
     assert store.remove_member("U0NOBODY") == []
+
+
+def test_settings_ignore_unrelated_variables(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from bot.settings import Settings
+
+    monkeypatch.delenv("TASKWRIGHT_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "not-taskwright"))
+    monkeypatch.setenv("LLM", "openai")
+    monkeypatch.setenv("DB", "/nowhere.db")
+    s = Settings()
+    assert s.llm == "local" and s.db is None and s.home.name == "taskwright"
+    monkeypatch.setenv("TASKWRIGHT_HOME", str(tmp_path))
+    monkeypatch.setenv("TASKWRIGHT_LLM", "openai")
+    assert Settings().home == tmp_path and Settings().llm == "openai"
