@@ -267,7 +267,8 @@ def _synthetic_line(team: str, o: Outcome, g: Outcome, bound: float, method: str
         return (f"{x.seconds:>7.2f} {x.assigned:>5}/{tasks:<5} {gap:>6.2f} {x.peak:>5.2f} {x.gini:>5.3f} "
                 f"{x.overflow:>4.0f}")
 
-    ratio = f"{o.peak / g.peak:>6.2f} {o.gini / g.gini if g.gini else 0:>6.2f}"
+    ratio = (f"{o.objective / g.objective if g.objective else 0:>6.3f} {o.peak / g.peak:>6.2f} "
+             f"{o.gini / g.gini if g.gini else 0:>6.2f}")
     return f"{team:<9} {cells(o)} | {cells(g)} | {ratio}  {method}"
 
 
@@ -348,7 +349,7 @@ def _print_synthetic(args: argparse.Namespace) -> None:
           f"fit - {DEFAULT_BALANCE:g} x tasks x peak utilisation; gap % to an upper bound; overflow in hours")
     head = f"{'time s':>7} {'assigned':>11} {'gap %':>6} {'peak':>5} {'gini':>5} {'over':>4}"
     print(f"{'':9} {'ours':<42} | {'greedy':<42} | ours/greedy")
-    print(f"{'team':<9} {head} | {head} | {'peak':>6} {'gini':>6}  method")
+    print(f"{'team':<9} {head} | {head} | {'obj':>6} {'peak':>6} {'gini':>6}  method")
     run_synthetic(sizes, time_limit=limit)
 
 

@@ -1,7 +1,10 @@
-"""Generalized assignment (GAP) engine: regret greedy, move/swap local search, then HiGHS warm-started.
+"""Generalized assignment (GAP) engine: fast heuristics first, then HiGHS warm-started from them.
 
 solve_gap is the public entry for plain GAP instances (OR-Library, Yagiura); solve_model also takes a
-peak-utilisation term, which planner.assign uses to balance load. Objectives inside are minimised.
+peak-utilisation term and a cost for leaving a job out, which planner.assign uses. Inside, objectives are
+minimised. Order of work: greedy starts and local search, and for a pure GAP a Lagrangian heuristic from
+the LP duals (planner.gap_search, about a fifth of the time limit; it may already prove optimality), then
+HiGHS with the rest of the time, keeping the better solution and the better bound.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ _highs_lock = threading.Lock()
 _highs_banner_done = False
 MIP_OPTIONS: dict[str, object] = {}  # extra HiGHS options, for experiments
 PRESOLVE_MAX_COLS = 10_000  # above this HiGHS's presolve made setup take 20x longer on synthetic teams
-SETUP_S_PER_COL = 25e-6  # measured HiGHS setup time per column (2 busy cores), to skip hopeless starts
+SETUP_S_PER_COL = 40e-6  # HiGHS setup time per column seen on 2 busy cores (27 s for 1M), to skip hopeless starts
 
 
 @dataclass(frozen=True)
@@ -101,14 +104,18 @@ def solve_model(model: GapModel, *, time_limit_s: float, start: np.ndarray | Non
     if n == 0:
         return GapResult(np.zeros(0, dtype=int), 0.0, 0.0, True, 0.0, "empty", True)
     mip_ok = m > 0 and _mip_columns(model) * SETUP_S_PER_COL <= 0.5 * time_limit_s
-    share = 0.15 if mip_ok else 1.0  # when HiGHS cannot start in time, the search gets all of it
-    asg, method = search(model, start, t0 + max(0.02, share * time_limit_s))
+    share = 0.2 if mip_ok else 1.0  # when HiGHS cannot start in time, the search gets all of it
+    duals = _lp_duals(model) if mip_ok and model.require_all and not model.lam else None
+    asg, method, low = search(model, start, t0 + max(0.02, share * time_limit_s), duals=duals)
     ok = _is_valid(model, asg)
     obj = _objective(model, asg) if ok else np.inf
-    bound, proved = np.nan, False
+    bound = low if np.isfinite(low) else np.nan
+    proved = ok and np.isfinite(low) and obj - low < (1 - 1e-6 if _integral(model) else 1e-9)
     left = time_limit_s - (time.perf_counter() - t0)
-    if left > 0.01 and mip_ok:
-        mip_asg, bound, proved = _mip(model, asg if ok else None, left)
+    if left > 0.01 and mip_ok and not proved:
+        mip_asg, mip_bound, proved = _mip(model, asg if ok else None, left)
+        if not np.isnan(mip_bound):
+            bound = mip_bound if np.isnan(bound) else max(bound, mip_bound)
         if mip_asg is not None and _is_valid(model, mip_asg):
             mip_obj = _objective(model, mip_asg)
             if mip_obj < obj - TOL:
@@ -227,6 +234,28 @@ def _columns(model: GapModel) -> dict[str, np.ndarray]:
     return {"jj": jj, "ii": ii, "start": np.append(np.concatenate(starts), len(index)).astype(np.int32),
             "index": index.astype(np.int32), "value": value, "cost": col_cost, "upper": np.concatenate(upper),
             "integ": integ, "row_lo": np.concatenate(row_lo), "row_hi": np.concatenate(row_hi)}
+
+
+def _lp_duals(model: GapModel) -> np.ndarray | None:
+    """Duals of the job rows in the LP relaxation (multipliers for the Lagrangian heuristic)."""
+    lp = _columns(model)
+    n, ncol = model.cost.shape[1], len(lp["cost"])
+    if len(lp["jj"]) == 0:
+        return None
+    h = _new_highs()
+    h.passModel(ncol, len(lp["row_lo"]), len(lp["value"]), 1, 1, 0.0, lp["cost"], np.zeros(ncol), lp["upper"],
+                lp["row_lo"], lp["row_hi"], lp["start"], lp["index"], lp["value"], np.zeros(ncol, dtype=np.int32))
+    h.setOptionValue("time_limit", 5.0)
+    h.run()
+    if h.getModelStatus() != _highs_status("kOptimal"):
+        return None
+    return np.asarray(h.getSolution().row_dual)[:n]
+
+
+def _highs_status(name: str):  # type: ignore[no-untyped-def]
+    import highspy
+
+    return getattr(highspy.HighsModelStatus, name)
 
 
 def _warm_start(model: GapModel, lp: dict[str, np.ndarray], start: np.ndarray) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""The GAP engine's heuristic side: regret greedy, repair, move/swap/ejection-chain local search, kicks.
+"""The GAP engine's heuristic side: greedy starts, move/swap/ejection-chain local search, Lagrangian search.
 
 Works on a minimisation model (planner.gap.GapModel). When jobs may stay unassigned, a dummy agent (the
 last row, unlimited capacity, cost = the model's skip_cost) stands for "unassigned", so every move below
@@ -20,10 +20,19 @@ log = logging.getLogger(__name__)
 
 EPS = 1e-9
 TOL = 1e-9
+LR_STALL = 5
+LR_THETA = 0.1
+LR_SHAKE = 0.02
+LR_POLISH = 0.05  # polish (full local search) candidates within 5 % of the best
 
 
-def search(model: GapModel, start: np.ndarray | None, deadline: float, *, seed: int = 0) -> tuple[np.ndarray, str]:
-    """Best of several regret-greedy runs (and a valid start), improved by local search and kicks."""
+def search(model: GapModel, start: np.ndarray | None, deadline: float, *,
+           duals: np.ndarray | None = None) -> tuple[np.ndarray, str, float]:
+    """Best of a plain greedy, several regret-greedy runs and a valid start, improved by local search.
+
+    For a pure GAP with integer weights, a Lagrangian heuristic starting from duals (the LP duals of
+    the job rows, when given) then searches further and also yields a lower bound (else -inf).
+    """
     ext = Extended(model)
     starts: list[tuple[np.ndarray, str]] = []
     if start is not None:
@@ -39,12 +48,17 @@ def search(model: GapModel, start: np.ndarray | None, deadline: float, *, seed: 
         if found is not None:
             starts.append((found, "greedy"))
     best, why = min(starts, key=lambda s: ext.score(s[0]))
-    score0 = ext.score(best)
-    if score0[0] == 0:
-        improved = _iterated(ext, best.copy(), deadline, np.random.default_rng(seed))
+    score0, low = ext.score(best), -np.inf
+    if _knapsack_ready(ext):
+        found, low = _lagrangian(ext, best.copy() if score0[0] == 0 else None, deadline, v0=duals)
+        if found is not None and ext.score(found) < score0:
+            best, why = found, "lagrangian+ls"
+    elif score0[0] == 0:
+        improved = best.copy()
+        _descend(ext, improved, deadline)
         if ext.score(improved) < score0:
             best, why = improved, why + "+ls"
-    return ext.to_plain(best), why
+    return ext.to_plain(best), why, low
 
 
 class Extended:
@@ -130,17 +144,20 @@ def _first_fit(ext: Extended) -> np.ndarray:
     return _repair(ext, asg)
 
 
-def _regret_greedy(ext: Extended, d: np.ndarray, deadline: float) -> np.ndarray | None:
+def _regret_greedy(ext: Extended, d: np.ndarray, deadline: float, start: np.ndarray | None = None,
+                   *, repair: bool = True) -> np.ndarray | None:
     """Martello-Toth regret greedy: place the job whose best and second-best agents differ most first.
 
-    None when the deadline passes first.
+    Jobs already placed in start stay; None when the deadline passes first.
     """
     n = d.shape[1]
-    rem = ext.cap.copy()
-    asg = np.full(n, -1)
-    free = np.ones(n, dtype=bool)
-    first, v0, v1 = _best_two(ext, d, rem, np.arange(n))
-    for step in range(n):
+    asg = np.full(n, -1) if start is None else start.copy()
+    rem = ext.cap - ext.loads(asg)
+    free = asg < 0
+    first, v0, v1 = np.zeros(n, dtype=int), np.full(n, np.inf), np.full(n, np.inf)
+    cols = np.nonzero(free)[0]
+    first[cols], v0[cols], v1[cols] = _best_two(ext, d, rem, cols)
+    for step in range(len(cols)):
         if step % 256 == 255 and time.perf_counter() > deadline:
             return None
         with np.errstate(invalid="ignore"):
@@ -156,7 +173,7 @@ def _regret_greedy(ext: Extended, d: np.ndarray, deadline: float) -> np.ndarray 
         cols = np.nonzero(stale)[0]
         if len(cols):
             first[cols], v0[cols], v1[cols] = _best_two(ext, d, rem, cols)
-    return _repair(ext, asg)
+    return _repair(ext, asg) if repair else asg
 
 
 def _repair(ext: Extended, asg: np.ndarray) -> np.ndarray:
@@ -185,25 +202,6 @@ def _repair(ext: Extended, asg: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------- improvement
 
 
-def _iterated(ext: Extended, asg: np.ndarray, deadline: float, rng: np.random.Generator) -> np.ndarray:
-    """Local search, then (for the pure GAP) kicks of a few random moves, keeping the best seen."""
-    _descend(ext, asg, deadline)
-    if ext.lam:
-        return asg
-    best, best_score, stall = asg.copy(), ext.score(asg), 0
-    kick = max(2, len(asg) // 40)
-    while time.perf_counter() < deadline and stall < 25:
-        cur = best.copy()
-        _kick(ext, cur, rng, kick)
-        _descend(ext, cur, deadline)
-        s = ext.score(cur)
-        if s < best_score:
-            best, best_score, stall = cur, s, 0
-        else:
-            stall += 1
-    return best
-
-
 def _descend(ext: Extended, asg: np.ndarray, deadline: float) -> None:
     """Improving moves, then swaps (ejection chains when there is no peak term) until none is left."""
     while time.perf_counter() < deadline:
@@ -211,19 +209,6 @@ def _descend(ext: Extended, asg: np.ndarray, deadline: float) -> None:
         pair = _chain_pass(ext, asg, deadline) if not ext.lam else _swap_pass(ext, asg, deadline)
         if not (moved or pair):
             return
-
-
-def _kick(ext: Extended, asg: np.ndarray, rng: np.random.Generator, count: int) -> None:
-    rem = ext.cap - ext.loads(asg)
-    for j in rng.choice(len(asg), size=min(count, len(asg)), replace=False):
-        a = asg[j]
-        ok = ext.allowed[:, j] & (ext.w[:, j] <= rem + EPS)
-        ok[a] = False
-        if ok.any():
-            b = int(rng.choice(np.nonzero(ok)[0]))
-            asg[j] = b
-            rem[a] += ext.w[a, j]
-            rem[b] -= ext.w[b, j]
 
 
 def _peak_without(top_i: np.ndarray, top_v: np.ndarray, a: np.ndarray | int, b: np.ndarray | int) -> np.ndarray:
@@ -343,3 +328,105 @@ def _chain_pass(ext: Extended, asg: np.ndarray, deadline: float) -> bool:
             rem[ck] -= ext.w[ck, k]
             changed = True
     return changed
+
+
+# ---------------------------------------------------------------- Lagrangian heuristic (pure GAP)
+
+
+def _knapsack_ready(ext: Extended) -> bool:
+    """Relaxing the one-agent-per-job rows leaves one knapsack per agent: needs integer weights, no peak."""
+    return (ext.dummy is None and not ext.lam and bool(np.all(ext.w == np.round(ext.w)))
+            and bool(np.all(ext.cap <= 20_000)) and ext.c.shape[0] > 1)
+
+
+def _knapsack(values: np.ndarray, weights: np.ndarray, cap: float) -> tuple[np.ndarray, float]:
+    """0-1 knapsack by dynamic programming over integer capacity: (chosen mask, best value)."""
+    size = int(cap) + 1
+    dp = np.zeros(size)
+    take = np.zeros((len(values), size), dtype=bool)
+    for t, (wt, vt) in enumerate(zip(weights.astype(int), values)):
+        if wt < size:
+            cand = dp[: size - wt] + vt
+            better = cand > dp[wt:] + 1e-12
+            take[t, wt:] = better
+            dp[wt:] = np.where(better, cand, dp[wt:])
+    c = int(np.argmax(dp))
+    best = float(dp[c])
+    chosen = np.zeros(len(values), dtype=bool)
+    for t in range(len(values) - 1, -1, -1):
+        if take[t, c]:
+            chosen[t] = True
+            c -= int(weights[t])
+    return chosen, best
+
+
+def _lagrangian(ext: Extended, best: np.ndarray | None, deadline: float, *,
+                v0: np.ndarray | None = None) -> tuple[np.ndarray | None, float]:
+    """Subgradient over the job rows; each round's knapsack picks are made feasible and improved.
+
+    Jobs picked by several agents stay with the cheapest, jobs picked by none are placed by regret.
+    Returns the best assignment and the best Lagrangian lower bound; stops early once they meet (for
+    integer costs, within 1) or when two restarts in a row found nothing better.
+    """
+    integral = bool(np.all(ext.c == np.round(ext.c)))
+    idle, improved = 0, False
+    m, n = ext.c.shape
+    v = np.sort(ext.c, axis=0)[1] if v0 is None else v0.copy()
+    best_obj = ext.score(best)[1] if best is not None else np.inf
+    theta, low, stall = (2.0 if v0 is None else LR_THETA), -np.inf, 0
+    v_low, rng = v.copy(), None
+    while time.perf_counter() < deadline:
+        picked = np.zeros((m, n), dtype=bool)
+        value = float(v.sum())
+        for i in range(m):
+            red = ext.c[i] - v
+            items = np.nonzero((red < -1e-12) & ext.allowed[i])[0]
+            if len(items):
+                chosen, gain = _knapsack(-red[items], ext.w[i, items], ext.cap[i])
+                picked[i, items[chosen]] = True
+                value -= gain
+        if value > low + 1e-9:
+            low, stall = value, 0
+        else:
+            stall += 1
+            if stall >= LR_STALL:
+                theta, stall = theta / 2, 0
+        cand = _from_picks(ext, picked, deadline, ext.c - v[None, :])
+        if cand is not None:
+            _move_pass(ext, cand)
+            obj = ext.score(cand)[1]
+            if obj < best_obj * (1 + LR_POLISH * np.sign(best_obj)):  # promising: polish it
+                _descend(ext, cand, deadline)
+                obj = ext.score(cand)[1]
+            if obj < best_obj - TOL:
+                best, best_obj, improved = cand, obj, True
+        if best_obj - low < (1 - 1e-6 if integral else 1e-9):
+            break
+        grad = 1.0 - picked.sum(axis=0)
+        norm = float(grad @ grad)
+        if norm == 0:
+            break
+        if value >= low - 1e-9:
+            v_low = v.copy()
+        if theta < 1e-3:  # converged: restart near the best multipliers, shaken, for other candidates
+            idle, improved = (0 if improved else idle + 1), False
+            if idle >= 2:
+                break
+            rng = rng or np.random.default_rng(0)
+            v = v_low * (1 + rng.normal(0, LR_SHAKE, size=n))
+            theta, stall = (2.0 if v0 is None else LR_THETA), 0
+            continue
+        target = best_obj if np.isfinite(best_obj) else value + 0.05 * abs(value)
+        v = v + theta * (target - value) / norm * grad
+    return best, low
+
+
+def _from_picks(ext: Extended, picked: np.ndarray, deadline: float, reduced: np.ndarray) -> np.ndarray | None:
+    asg = np.full(picked.shape[1], -1)
+    some = picked.any(axis=0)
+    asg[some] = np.argmin(np.where(picked, ext.c, np.inf)[:, some], axis=0)
+    for d in (reduced, ext.c, ext.w / np.maximum(ext.cap[:, None], EPS)):
+        done = _regret_greedy(ext, d, deadline, asg, repair=False)
+        if done is not None and not np.any(done < 0):
+            return done
+    return None
