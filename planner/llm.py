@@ -7,6 +7,7 @@ takes; saved once as safetensors so later loads are fast), and any OpenAI-compat
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -127,7 +128,8 @@ class ChatLlamaCpp(BaseChatModel):
         if stop:
             body["stop"] = stop
         if kwargs.get("response_format"):
-            body["response_format"] = kwargs["response_format"]
+            grammar = compact_json_grammar(kwargs["response_format"])
+            body["grammar" if grammar else "response_format"] = grammar or kwargs["response_format"]
         with self._lock:
             self._load_locked()
             reply = self._server.handle_chat_completions(body)
@@ -141,6 +143,21 @@ class ChatLlamaCpp(BaseChatModel):
             model_name=self.model_name,
             usage=reply.get("usage") or {},
         )
+
+
+def compact_json_grammar(response_format: Any) -> str | None:
+    """A llguidance grammar for a json_schema response_format that also forces compact JSON.
+
+    What llama.cpp builds from response_format lets the model pretty-print: Qwen2.5-Coder-1.5B spent about a
+    third of its tokens on newlines and indentation. `x-guidance` is only read inside a grammar.
+    """
+    if not isinstance(response_format, dict) or response_format.get("type") != "json_schema":
+        return None
+    schema = (response_format.get("json_schema") or {}).get("schema")
+    if not isinstance(schema, dict):
+        return None
+    compact = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
+    return "%llguidance {}\nstart: %json " + json.dumps({"x-guidance": compact, **schema})
 
 
 def _magic(path: Path) -> bytes:

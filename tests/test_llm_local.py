@@ -12,7 +12,7 @@ import pytest
 from bot.settings import load_settings
 from planner.chain import PlanChain
 from planner.errors import InvalidPlanError, ModelUnavailableError
-from planner.llm import ChatLlamaCpp, build_chat_model
+from planner.llm import ChatLlamaCpp, build_chat_model, compact_json_grammar
 from planner.models import TEST_MODEL, ensure_model
 from planner.types import DraftPlan
 
@@ -60,6 +60,7 @@ def test_response_format_constrains_the_output(qwen05: ChatLlamaCpp) -> None:
         "Is Paris in France? Explain at length."
     )
     assert json.loads(str(reply.content)) in ({"answer": "yes"}, {"answer": "no"})
+    assert "\n" not in str(reply.content)  # compact JSON: no tokens spent on indentation
     assert reply.response_metadata["finish_reason"] == "stop"
     assert reply.usage_metadata and reply.usage_metadata["output_tokens"] > 0
 
@@ -70,6 +71,15 @@ def test_settings_build_the_llamacpp_model_once(qwen05: ChatLlamaCpp) -> None:
     model = build_chat_model(settings)
     assert isinstance(model, ChatLlamaCpp) and model.model_path == qwen05.model_path
     assert build_chat_model(load_settings(llm="local", llm_model=qwen05.model_path, llm_threads=2)) is model
+
+
+def test_json_schema_becomes_a_compact_llguidance_grammar() -> None:
+    schema = {"type": "object", "properties": {"a": {"type": "string"}}}
+    grammar = compact_json_grammar({"type": "json_schema", "json_schema": {"name": "x", "schema": schema}})
+    assert grammar is not None and grammar.startswith("%llguidance {}\nstart: %json {")
+    body = json.loads(grammar.split("%json ", 1)[1])
+    assert body["x-guidance"]["whitespace_flexible"] is False and body["properties"] == schema["properties"]
+    assert compact_json_grammar({"type": "json_object"}) is None and compact_json_grammar(None) is None
 
 
 def test_a_file_that_is_not_gguf_is_a_clear_error(tmp_path: Path) -> None:
