@@ -21,7 +21,7 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import PrivateAttr
 
 from planner.errors import ModelUnavailableError
-from planner.models import DEFAULT_MODEL, ensure_model
+from planner.models import DEFAULT_MODEL, REGISTRY, ensure_model, fetch_command, is_present
 
 if TYPE_CHECKING:
     from bot.settings import Settings
@@ -304,13 +304,13 @@ def _build(settings: Settings, *, fetch: bool) -> BaseChatModel:
     if settings.llm == "openai":
         return _build_openai(settings)
     name = settings.llm_model or DEFAULT_MODEL
-    if not fetch and not Path(name).is_file():
-        from planner.models import REGISTRY, fetch_command, is_present
-
-        if name in REGISTRY and not is_present(REGISTRY[name], settings.models_dir):
-            raise ModelUnavailableError(f"Model {name} is not fetched; run `{fetch_command(name)}`.")
-    path = ensure_model(name, settings.models_dir)
-    label = Path(name).stem if Path(name).suffix else name
+    if not fetch and name in REGISTRY and not is_present(REGISTRY[name], settings.models_dir):
+        raise ModelUnavailableError(f"Model {name} is not fetched; run `{fetch_command(name)}`.")
+    label = name if name in REGISTRY else Path(name).stem
+    if settings.local_engine == "transformers" and Path(name).is_dir():  # a transformers model folder
+        path = Path(name)
+    else:
+        path = ensure_model(name, settings.models_dir)
     if settings.local_engine == "transformers":
         return ChatTransformersLocal(
             model_path=str(path),

@@ -12,8 +12,8 @@ import pytest
 from bot.settings import load_settings
 from planner.chain import PlanChain
 from planner.errors import InvalidPlanError, ModelUnavailableError
-from planner.llm import ChatLlamaCpp, build_chat_model, compact_json_grammar
-from planner.models import TEST_MODEL, ensure_model
+from planner.llm import ChatLlamaCpp, ChatTransformersLocal, build_chat_model, compact_json_grammar
+from planner.models import REGISTRY, TEST_MODEL, ensure_model
 from planner.types import DraftPlan
 
 
@@ -87,6 +87,27 @@ def test_a_file_that_is_not_gguf_is_a_clear_error(tmp_path: Path) -> None:
     bad.write_bytes(b"not a model")
     with pytest.raises(ModelUnavailableError, match="not a GGUF model file"):
         ChatLlamaCpp(model_path=str(bad)).load()
+
+
+@pytest.mark.parametrize("engine", ["llamacpp", "transformers"])
+def test_settings_pick_the_engine_for_a_fetched_registry_model(env_setup: Path, engine: str) -> None:
+    spec = REGISTRY[TEST_MODEL]
+    models_dir = env_setup / "models"
+    models_dir.mkdir(parents=True)
+    with (models_dir / spec.filename).open("wb") as f:  # a sparse stand-in of the right size, never loaded
+        f.truncate(spec.size)
+    (models_dir / f"{spec.filename}.sha256").write_text(spec.sha256)
+    model = build_chat_model(
+        load_settings(llm_model=TEST_MODEL, local_engine=engine, llm_threads=3), fetch=False
+    )
+    assert model.model_name == TEST_MODEL  # type: ignore[attr-defined]
+    assert model.model_path == str(models_dir / spec.filename)  # type: ignore[attr-defined]
+    assert model.n_threads == 3  # type: ignore[attr-defined]
+    if engine == "transformers":
+        assert isinstance(model, ChatTransformersLocal)
+        assert model.saved_dir == str(models_dir / f"{TEST_MODEL}.hf")
+    else:
+        assert isinstance(model, ChatLlamaCpp)
 
 
 def test_a_missing_registry_model_without_fetch_names_the_command(tmp_path: Path) -> None:
