@@ -161,7 +161,7 @@ def make_team(members: int, tasks: int, *, seed: int = 0, load: float = 0.75, ar
         ok = ok if len(ok) else np.arange(members)
         planted[j] = rng.choice(ok, p=weight[ok] / weight[ok].sum())
     need = np.ceil(np.bincount(planted, weights=hours, minlength=members) / load)
-    free = np.maximum(need, np.ceil(0.5 * np.median(need)))  # nobody starts without room
+    free = np.maximum(need, np.ceil(0.5 * np.median(need[need > 0])))  # nobody starts without room
     open_hours = np.round(rng.uniform(0, 0.4, size=members) * free)
     fit[np.arange(tasks), planted] = np.maximum(fit[np.arange(tasks), planted], DEFAULT_MIN_FIT)
     return Team(fit, hours, free + open_hours, open_hours, planted)
@@ -222,7 +222,7 @@ def judge(team: Team, asg: np.ndarray, seconds: float, *, balance: float) -> Out
     util = load / team.capacity
     peak = float(util[team.allowed.any(axis=0)].max())
     fit = float(team.fit[np.nonzero(on)[0], asg[on]].sum())
-    return Outcome(seconds, int(on.sum()), fit - balance * len(asg) * peak, peak, gini(util),
+    return Outcome(seconds, int(on.sum()), fit - balance * len(asg) * peak, peak, gini(util[team.capacity > 0]),
                    float(np.maximum(load - team.capacity, 0).sum()))
 
 

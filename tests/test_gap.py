@@ -63,6 +63,13 @@ def test_heuristic_alone_is_valid_on_a_hard_instance(orlib: Path) -> None:
     assert res.objective >= 6353  # the optimum: a heuristic cannot beat it
 
 
+def test_a_given_start_is_kept_when_nothing_beats_it(orlib: Path) -> None:
+    cost, weight, cap = read_gap(orlib / "gapd.txt")[0]
+    best = solve_gap(cost, weight, cap, sense="min", time_limit_s=3)
+    again = solve_gap(cost, weight, cap, sense="min", time_limit_s=0, start=best.assignment)
+    assert again.objective <= best.objective and _valid(again.assignment, weight, cap)
+
+
 def test_forbidden_pairs_and_infeasible_problems() -> None:
     profit = np.array([[5.0, np.nan], [1.0, 2.0]])
     weight = np.ones((2, 2))
