@@ -189,10 +189,19 @@ def _check_subtasks(plan: PlanOut) -> None:
             raise InvalidPlanError(f"Subtask {st.id} has an empty skill name.")
     for st in plan.subtasks:
         for dep in st.depends_on:
-            if dep == st.id:
-                raise InvalidPlanError(f"Subtask {st.id} depends on itself.")
             if dep not in seen_ids:
                 raise InvalidPlanError(f"Subtask {st.id} depends on {dep!r}, which is not a subtask id.")
+
+
+def _drop_self_dependencies(plan: PlanOut) -> list[str]:
+    """A subtask listing itself is a slip with one meaning (Qwen2.5-Coder-1.5B did it in the benchmark):
+    drop it and say so, rather than spend a whole repair round on it. Longer cycles are rejected."""
+    warnings = []
+    for st in plan.subtasks:
+        if st.id in st.depends_on:
+            st.depends_on = [d for d in st.depends_on if d != st.id]
+            warnings.append(f"The model listed subtask {st.title!r} as depending on itself; ignored that.")
+    return warnings
 
 
 def _check_acyclic(plan: PlanOut) -> None:
@@ -233,6 +242,7 @@ def validate_plan(
     plan = _parse(raw)
     _check_counts(plan)
     _check_subtasks(plan)
+    warnings = _drop_self_dependencies(plan)
     _check_acyclic(plan)
     new_id = {st.id: str(i) for i, st in enumerate(plan.subtasks, start=1)}
     subtasks = tuple(
@@ -248,5 +258,10 @@ def validate_plan(
         for st in plan.subtasks
     )
     return DraftPlan(
-        request=request, title=plan_title(request), subtasks=subtasks, source=source, deadline=deadline
+        request=request,
+        title=plan_title(request),
+        subtasks=subtasks,
+        source=source,
+        deadline=deadline,
+        warnings=tuple(warnings),
     )

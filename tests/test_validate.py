@@ -98,7 +98,6 @@ BAD = {
         "2 to 15",
     ),
     "cycle": (_mutated(_set(("subtasks", 0, "depends_on"), ["s3"])), "cycle"),
-    "self dependency": (_mutated(_set(("subtasks", 1, "depends_on"), ["s2"])), "depends on itself"),
     "unknown dep": (_mutated(_set(("subtasks", 2, "depends_on"), ["s9"])), "'s9', which is not"),
     "duplicate id": (_mutated(_set(("subtasks", 2, "id"), "s1")), "used twice"),
     "duplicate title": (_mutated(_set(("subtasks", 2, "title"), " step 1 ")), "same title"),
@@ -120,6 +119,13 @@ def test_bad_output_is_rejected_with_a_specific_message(name: str) -> None:
     with pytest.raises(InvalidPlanError) as info:
         _check(raw)
     assert expected.lower() in str(info.value).lower()
+
+
+def test_a_self_dependency_is_dropped_with_a_warning() -> None:
+    plan = _check(_mutated(_set(("subtasks", 1, "depends_on"), ["s2", "s1"])))
+    assert plan.subtasks[1].depends_on == ("1",)
+    assert plan.warnings == ("The model listed subtask 'Step 2' as depending on itself; ignored that.",)
+    assert _check(_plan(3)).warnings == ()
 
 
 def test_long_titles_and_descriptions_are_shortened_not_rejected() -> None:
