@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 REQUEST_MAX_CHARS = 1200
 VOCABULARY_MAX = 60
 ECHO_MAX_CHARS = 1200
+REPAIR_TEMPERATURE = 0.6
 
 _EXAMPLE = {
     "subtasks": [
@@ -133,10 +134,15 @@ class PlanChain:
                 MessagesPlaceholder("repair", optional=True),
             ]
         )
-        bound = model.bind(
-            response_format=self.response_format, max_tokens=max_tokens, temperature=temperature
+        fmt = self.response_format
+        self.chain = self.prompt | model.bind(
+            response_format=fmt, max_tokens=max_tokens, temperature=temperature
         )
-        self.chain = self.prompt | bound
+        # A warmer repair: at 0.2 Qwen2.5-Coder-1.5B rewrote the same duplicate title it was told to fix.
+        repair_t = max(temperature, REPAIR_TEMPERATURE)
+        self.repair_chain = self.prompt | model.bind(
+            response_format=fmt, max_tokens=max_tokens, temperature=repair_t
+        )
         self.model = model
 
     def propose(
@@ -177,7 +183,8 @@ class PlanChain:
         """One model call: (plan, "") when valid, else (the raw reply or "", what was wrong)."""
         t0 = time.perf_counter()
         try:
-            message = self.chain.invoke(variables)
+            chain = self.repair_chain if variables.get("repair") else self.chain
+            message = chain.invoke(variables)
         except TaskwrightError as exc:
             if isinstance(exc, InvalidPlanError):
                 return "", str(exc)

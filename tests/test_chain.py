@@ -101,6 +101,7 @@ def test_each_failure_is_repaired_once_with_the_error_in_the_prompt(name: str) -
     repair = model.calls[1].messages
     assert repair[:2] == model.calls[0].messages[:2]
     assert repair[-1][0] == "human" and expected.lower() in repair[-1][1].lower()
+    assert model.calls[0].kwargs["temperature"] == 0.2 and model.calls[1].kwargs["temperature"] == 0.6
     if isinstance(bad, (str, tuple)):  # the model sees what it wrote before
         assert repair[-2] == ("ai", (bad if isinstance(bad, str) else bad[0])[:1200])
 
