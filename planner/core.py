@@ -11,11 +11,12 @@ import logging
 import re
 import threading
 import time
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Protocol, Sequence
 
 from planner.assign import assign_subtasks
-from planner.dates import parse_deadline
+from planner.dates import impossible_dates, parse_deadline
 from planner.embed import Embedder
 from planner.errors import TaskwrightError
 from planner.fit import fit_matrix
@@ -26,6 +27,8 @@ from planner.types import Assignment, DraftPlan, Member, Slot, Subtask, Task
 log = logging.getLogger(__name__)
 
 MAX_REQUEST_CHARS = 2000
+_ANSI_ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f")
 _STEERING = re.compile(
     r"(ignore (the |all |previous |your )?(team|instructions|rules|optimizer))|"
     r"(assign (everything|all|it|them|every\w*) to)|(<@[UW][A-Z0-9]+>)|(give (everything|all) to)|"
@@ -85,6 +88,8 @@ class Planner:
         timings: dict[str, float] = {}
         match = parse_deadline(text, today)
         deadline = match.date if match else None
+        warnings.extend(f"“{phrase}” is not a real date, so I did not take a deadline from it; say the date "
+                        "again (like “by Dec 20”) to schedule against it." for phrase in impossible_dates(text, today))
         t0 = time.perf_counter()
         draft = self._draft(text, today=today, requester=requester, team=team, deadline=deadline,
                             warnings=warnings)
@@ -168,10 +173,22 @@ def preload(factory: Callable[[], Proposer]) -> Callable[[], Proposer]:
     return result
 
 
+def _strip_controls(text: str) -> str:
+    """Drop control characters (NUL, ESC, BEL …) and bidi overrides; whitespace controls become spaces."""
+    return "".join(
+        " " if ch.isspace() else ch
+        for ch in _ANSI_ESCAPE.sub("", text)
+        if ch.isspace() or (unicodedata.category(ch) != "Cc" and ch not in _BIDI_CONTROLS)
+    )
+
+
 def _clean_request(request: str) -> tuple[str, list[str]]:
-    text = " ".join(request.split())
+    text = " ".join(_strip_controls(request).split())
     if not text:
         raise TaskwrightError("The request is empty. Try: plan: launch the pricing page by Dec 20")
+    if not any(ch.isalnum() for ch in text):
+        raise TaskwrightError(f"The request {text[:40]!r} has no words to plan from. "
+                              "Try: plan: launch the pricing page by Dec 20")
     warnings: list[str] = []
     if len(text) > MAX_REQUEST_CHARS:
         warnings.append(f"The request was {len(text):,} characters; I planned from the first "

@@ -194,6 +194,11 @@ def _r_relative_day(m: re.Match[str], today: dt.date) -> dt.date:
     return today + dt.timedelta(days=offsets[word])
 
 
+def _r_past_day(m: re.Match[str], today: dt.date) -> dt.date:
+    """"by yesterday", "昨天前": a deadline already past, kept so the plan can flag it."""
+    return today - dt.timedelta(days=1)
+
+
 def _r_en_in(m: re.Match[str], today: dt.date) -> dt.date:
     return _add_units(today, _en_int(m["n"]), m["unit"])
 
@@ -305,6 +310,11 @@ _RULES: list[tuple[re.Pattern[str], _Resolver]] = [
         r"|tomorrow)" + _B1,
         _r_relative_day,
     ),
+    _rule(  # only as a deadline: "fixed yesterday" is no deadline, "by yesterday" is a late one
+        r"(?<!day )" + _B0 + r"(?P<pre>by|before|until|till|due(?:\s+(?:by|on))?|no\s+later\s+than)\s+"
+        r"(?P<word>yesterday)" + _B1,
+        _r_past_day,
+    ),
     _rule(
         _B0
         + r"(?P<pre>in|within)\s+(?P<n>\d{1,3}|an?|one|two|three|four|five|six|seven|eight|nine|ten|eleven"
@@ -351,6 +361,7 @@ _RULES: list[tuple[re.Pattern[str], _Resolver]] = [
     ),
     _rule(_CN_PRE + r"(?<![月0-9一二两三四五六七八九十])(?P<day>" + _CN_NUM + r")号" + _CN_POST, _r_cn_day),
     _rule(_CN_PRE + r"(?P<word>大后天|后天|明天|明日|明早|今天|今日|今晚)" + _CN_POST, _r_relative_day),
+    _rule(r"(?P<word>昨天|昨日)(?P<post>之前|以前|前|截止)", _r_past_day),
     _rule(
         r"(?P<n>" + _CN_NUM + r")(?:个)?(?P<unit>工作日|天|日|周|星期|礼拜|个月)(?P<post>之内|以内|内)",
         _r_cn_in,
@@ -397,6 +408,24 @@ def parse_deadline(text: str, today: dt.date) -> DeadlineMatch | None:
     chosen = (marked or matches)[0]
     log.debug("deadline %r -> %s", chosen.phrase, chosen.date)
     return chosen
+
+
+def impossible_dates(text: str, today: dt.date) -> list[str]:
+    """Date phrases that name no real day ("by Feb 30", "2月30日"), so the caller can say so instead of guessing.
+
+    A bare "25/40" is more often a ratio than a date, so numeric day/month pairs count only when marked ("by").
+    """
+    kept = find_deadlines(text, today)
+    bad: list[str] = []
+    for pattern, resolve in _RULES:
+        for m in pattern.finditer(text):
+            if resolve is _r_slash and not _is_marked(m):
+                continue
+            phrase = m.group(0).strip()
+            free = all(m.end() <= k.start or m.start() >= k.end for k in kept)
+            if free and phrase not in bad and resolve(m, today) is None:
+                bad.append(phrase)
+    return bad
 
 
 def strip_dates(text: str, today: dt.date) -> str:
