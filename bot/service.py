@@ -33,6 +33,8 @@ from planner.types import Plan, Task
 
 log = logging.getLogger(__name__)
 
+_MAX_TASK_ID = 2**63 - 1  # SQLite's INTEGER range: a larger id from a forged button names no task
+
 HELP = """I turn requests into planned, assigned work.
 • *plan: <request>* (or mention me, DM me, or `/plan <request>`) — split it into subtasks, assign each to the best-fitting teammate with free capacity, and schedule it against the deadline. Example: `plan: launch the pricing page by Dec 20`
 • *my tasks* — your open tasks
@@ -131,7 +133,7 @@ class Assistant:
     # -- buttons -----------------------------------------------------------------------------------
 
     def _act(self, act: ActionRequest) -> list[Reply]:
-        task = self.store.task(act.task_id)
+        task = self.store.task(act.task_id) if 0 < act.task_id <= _MAX_TASK_ID else None
         if task is None:
             raise TaskwrightError(f"Task {act.task_id} no longer exists.")
         plan = self.store.get_plan(task.plan_id)
@@ -140,11 +142,15 @@ class Assistant:
         if act.action == "accept":
             if owner != act.user:
                 raise TaskwrightError(f"Only {_who(owner)} can accept “{task.title}”.")
-            self.store.set_status(task.id, "accepted", actor=act.user, why="accepted by the assignee")
+            if task.status == "done":  # a stale Accept button must not reopen finished work
+                raise TaskwrightError(f"“{task.title}” is already done.")
+            if task.status != "accepted":
+                self.store.set_status(task.id, "accepted", actor=act.user, why="accepted by the assignee")
         elif act.action == "done":
             if act.user not in (owner, plan.requester):
                 raise TaskwrightError(f"Only {_who(owner)} or the requester can mark “{task.title}” done.")
-            self.store.set_status(task.id, "done", actor=act.user, why="marked done")
+            if task.status != "done":  # a double click records one event, not two
+                self.store.set_status(task.id, "done", actor=act.user, why="marked done")
         elif act.action == "reassign":
             return self._reassign(task, act)
         else:
