@@ -27,7 +27,10 @@ from planner.types import Plan, Task
 log = logging.getLogger(__name__)
 
 _ACTION = re.compile(r"^\s*(accept|reassign|done)\s+#?(\d+)\s*$", re.IGNORECASE)
-_AS = re.compile(r"^\s*as\s+([UW][A-Z0-9]+)\s*$", re.IGNORECASE)
+_AS = re.compile(r"^\s*as\s+([UW](?=[A-Z]*[0-9])[A-Z0-9]{2,})\s*$", re.IGNORECASE)
+# A command word with nothing or one bad token after it ("done abc", "reassign -1", "as bob") is a typo,
+# not a work request: answering it with a usage line beats planning it.
+_COMMAND_TYPO = re.compile(r"^\s*(accept|reassign|done|as)(?:\s+(\S+))?\s*$", re.IGNORECASE)
 _MENTION = re.compile(r"<@([UW][A-Z0-9]+)>")
 
 
@@ -108,6 +111,11 @@ class Console:
             action = m.group(1).lower()
             assert action in ACTIONS
             replies = self.assistant.handle_action(ActionRequest(self.user, action, int(m.group(2))))  # type: ignore[arg-type]
+        elif m := _COMMAND_TYPO.match(line):
+            word = m.group(1).lower()
+            usage = ("`as` needs a Slack user id, like `as U0DEMOANA`" if word == "as" else
+                     f"`{word}` needs a task number, like `{word} 12` (see `my tasks` or `board`)")
+            replies = [TextReply(usage, kind="error")]
         else:
             replies = self.assistant.handle(ChatRequest(self.user, line, today=self.today, is_dm=True))
         names = self.names()
