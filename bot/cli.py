@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,12 +24,31 @@ def _settings(ctx: click.Context) -> Settings:
 
 
 def _store(ctx: click.Context) -> Any:
+    import sqlite3
+
     from bot.store import Store
 
     obj = ctx.ensure_object(dict)
     if "store" not in obj:
-        obj["store"] = Store(_settings(ctx).db_path)
+        path = _settings(ctx).db_path
+        try:
+            obj["store"] = Store(path)
+        except (sqlite3.Error, OSError) as e:
+            log.info("could not open the database %s: %r", path, e)
+            _fail(f"cannot open the database {path} ({e}); point TASKWRIGHT_HOME (or TASKWRIGHT_DB) at a "
+                  "writable folder (or a Taskwright SQLite file).")
     return obj["store"]
+
+
+_SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
+
+
+def _check_user(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """--user must look like a Slack user id; it is stored as the requester and mentioned in messages."""
+    user = value.strip().upper()
+    if not _SLACK_USER.match(user):
+        raise click.BadParameter(f"{value!r} is not a Slack user id like U0DEMOANA")
+    return user
 
 
 def _fail(message: str) -> None:
@@ -51,7 +71,8 @@ def cli(ctx: click.Context, verbose: int) -> None:
 
 
 @cli.command()
-@click.option("--user", default="U0DEMOELI", show_default=True, help="Who you are (a Slack user id).")
+@click.option("--user", default="U0DEMOELI", show_default=True, callback=_check_user,
+              help="Who you are (a Slack user id).")
 @click.option("--today", help="Pretend today is YYYY-MM-DD (for dates like 'next Friday').")
 @click.pass_context
 def chat(ctx: click.Context, user: str, today: str | None) -> None:
@@ -67,7 +88,8 @@ def chat(ctx: click.Context, user: str, today: str | None) -> None:
 
 
 @cli.command()
-@click.option("--user", default="U0DEMOELI", show_default=True, help="Who you are in the console.")
+@click.option("--user", default="U0DEMOELI", show_default=True, callback=_check_user,
+              help="Who you are in the console.")
 @click.pass_context
 def run(ctx: click.Context, user: str) -> None:
     """Start the bot: Slack Socket Mode when SLACK_BOT_TOKEN and SLACK_APP_TOKEN are set, else the console.
@@ -86,7 +108,8 @@ def run(ctx: click.Context, user: str) -> None:
 @cli.command()
 @click.argument("message")
 @click.option("--json", "as_json", is_flag=True, help="Print the structured replies as JSON.")
-@click.option("--user", default="U0DEMOELI", show_default=True, help="Who is asking (a Slack user id).")
+@click.option("--user", default="U0DEMOELI", show_default=True, callback=_check_user,
+              help="Who is asking (a Slack user id).")
 @click.option("--today", help="Pretend today is YYYY-MM-DD.")
 @click.pass_context
 def ask(ctx: click.Context, message: str, as_json: bool, user: str, today: str | None) -> None:
@@ -110,7 +133,8 @@ def ask(ctx: click.Context, message: str, as_json: bool, user: str, today: str |
 @cli.command()
 @click.argument("request")
 @click.option("--json", "as_json", is_flag=True, help="Print {\"plan\": {...}, \"warnings\": [...]} as JSON.")
-@click.option("--user", default="U0DEMOELI", show_default=True, help="Who is asking (a Slack user id).")
+@click.option("--user", default="U0DEMOELI", show_default=True, callback=_check_user,
+              help="Who is asking (a Slack user id).")
 @click.option("--today", help="Pretend today is YYYY-MM-DD (dates like 'next Friday' resolve against it).")
 @click.pass_context
 def plan(ctx: click.Context, request: str, as_json: bool, user: str, today: str | None) -> None:
@@ -169,10 +193,13 @@ def _check_date(value: str | None) -> str | None:
     if value is None:
         return None
     try:
-        return dt.date.fromisoformat(value).isoformat()
+        day = dt.date.fromisoformat(value)
     except ValueError:
         _fail(f"--today {value!r} is not a date like 2026-12-03")
-    return None
+        return None
+    if not 1900 <= day.year <= 9000:  # dates are computed years ahead of it; keep clear of the calendar's ends
+        _fail(f"--today {value!r} is outside the years 1900-9000")
+    return day.isoformat()
 
 
 def _reply_json(reply: Any) -> dict[str, Any]:
