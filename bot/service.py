@@ -152,6 +152,9 @@ class Assistant:
             if task.status != "done":  # a double click records one event, not two
                 self.store.set_status(task.id, "done", actor=act.user, why="marked done")
         elif act.action == "reassign":
+            if act.user not in (owner, plan.requester) and self.store.member(act.user) is None:
+                raise TaskwrightError(f"Only the team, the requester or {_who(owner)} can reassign "
+                                      f"“{task.title}”.")
             return self._reassign(task, act)
         else:
             raise TaskwrightError(f"Unknown action {act.action!r}.")

@@ -58,6 +58,8 @@ def test_buttons_accept_reassign_done(assistant: Assistant) -> None:
     [updated] = assistant.handle_action(ActionRequest(owner, "accept", task.id))
     assert isinstance(updated, PlanReply) and updated.update
     assert assistant.store.task(task.id).status == "accepted"  # type: ignore[union-attr]
+    [outsider] = assistant.handle_action(ActionRequest("U0OUTSIDER", "reassign", task.id))
+    assert isinstance(outsider, TextReply) and outsider.kind == "error"
     replies = assistant.handle_action(ActionRequest(owner, "reassign", task.id))
     moved = assistant.store.task(task.id)
     assert moved is not None and (moved.assignee is None or moved.assignee.slack_id != owner)
