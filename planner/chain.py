@@ -17,6 +17,7 @@ from typing import Any
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
+from langchain_core.runnables import Runnable
 
 from planner.errors import InvalidPlanError, TaskwrightError
 from planner.types import DraftPlan
@@ -28,6 +29,7 @@ REQUEST_MAX_CHARS = 1200
 VOCABULARY_MAX = 60
 ECHO_MAX_CHARS = 1200
 REPAIR_TEMPERATURE = 0.6
+ASCII_SKILL = r"^[ -~]+$"
 
 _EXAMPLE = {
     "subtasks": [
@@ -83,7 +85,8 @@ _USER = """Today: {today}. Deadline: {deadline}. Requested by: {requester}.
 Team skills: {skills}
 <request>
 {request}
-</request>"""
+</request>
+{language}"""
 
 _REPAIR = """{lead}: {error}
 Reply again with the complete, corrected JSON object only: 3 to 8 subtasks, unique non-empty titles, \
@@ -109,6 +112,19 @@ def clip_request(text: str, *, limit: int = REQUEST_MAX_CHARS) -> str:
     return f"{head} […{omitted} characters omitted…] {tail}"
 
 
+def language_rule(request: str) -> str:
+    """Name the reply language: told only "the language of the request", Qwen2.5-Coder-1.5B wrote English
+    titles for Chinese requests (and once "Write the news稿")."""
+    letters = [c for c in request if c.isalpha()]
+    cjk = sum("\u4e00" <= c <= "\u9fff" for c in letters)
+    if letters and cjk / len(letters) > 0.3:
+        return (
+            "Write every title and description in Chinese (简体中文), like the request; "
+            "copy skill names exactly from the team's list (do not translate them)."
+        )
+    return "Write titles and descriptions in the language of the request."
+
+
 def _vocabulary(skills: list[str]) -> str:
     seen: dict[str, str] = {}
     for s in skills:
@@ -123,10 +139,9 @@ class PlanChain:
     """Propose a plan for a request with a chat model; validate it; repair once; else InvalidPlanError."""
 
     def __init__(self, model: BaseChatModel, *, max_tokens: int = 1024, temperature: float = 0.2) -> None:
-        self.response_format = {
-            "type": "json_schema",
-            "json_schema": {"name": "plan", "schema": plan_json_schema(), "strict": False},
-        }
+        self.model = model
+        self.max_tokens = max_tokens
+        self.temperature = temperature
         self.prompt = ChatPromptTemplate.from_messages(
             [
                 ("system", _escape(SYSTEM_PROMPT)),
@@ -134,16 +149,23 @@ class PlanChain:
                 MessagesPlaceholder("repair", optional=True),
             ]
         )
-        fmt = self.response_format
-        self.chain = self.prompt | model.bind(
-            response_format=fmt, max_tokens=max_tokens, temperature=temperature
-        )
+
+    def response_format(self, skills_vocabulary: list[str]) -> dict[str, Any]:
+        """The json_schema response_format; skills keep to printable ASCII when the team's skills all do.
+
+        Asked for Chinese titles, Qwen2.5-Coder-1.5B also translated the skills ("数据分析" for "data
+        analysis"), which then match nobody's skills; the pattern stops that during generation.
+        """
+        ascii_team = bool(skills_vocabulary) and all(s.isascii() for s in skills_vocabulary)
+        schema = plan_json_schema(skill_pattern=ASCII_SKILL if ascii_team else None)
+        return {"type": "json_schema", "json_schema": {"name": "plan", "schema": schema, "strict": False}}
+
+    def _chain(self, fmt: dict[str, Any], *, repair: bool) -> Runnable[dict[str, Any], Any]:
         # A warmer repair: at 0.2 Qwen2.5-Coder-1.5B rewrote the same duplicate title it was told to fix.
-        repair_t = max(temperature, REPAIR_TEMPERATURE)
-        self.repair_chain = self.prompt | model.bind(
-            response_format=fmt, max_tokens=max_tokens, temperature=repair_t
+        temperature = max(self.temperature, REPAIR_TEMPERATURE) if repair else self.temperature
+        return self.prompt | self.model.bind(
+            response_format=fmt, max_tokens=self.max_tokens, temperature=temperature
         )
-        self.model = model
 
     def propose(
         self,
@@ -163,11 +185,15 @@ class PlanChain:
             "requester": requester or "unknown",
             "skills": _vocabulary(skills_vocabulary),
             "request": clip_request(request),
+            "language": language_rule(request),
         }
+        fmt = self.response_format(skills_vocabulary)
         repair: list[BaseMessage] = []
         error = ""
         for attempt, source in enumerate(("llm", "llm+repair"), start=1):
-            reply, error = self._attempt(variables | {"repair": repair}, request=request, deadline=deadline)
+            reply, error = self._attempt(
+                variables | {"repair": repair}, fmt=fmt, request=request, deadline=deadline
+            )
             if isinstance(reply, DraftPlan):
                 return replace(reply, source=source)
             log.warning("plan attempt %d of 2 failed: %s (request %r)", attempt, error, request[:80])
@@ -178,12 +204,12 @@ class PlanChain:
         raise InvalidPlanError(f"The model did not produce a valid plan after a repair attempt: {error}")
 
     def _attempt(
-        self, variables: dict[str, Any], *, request: str, deadline: dt.date | None
+        self, variables: dict[str, Any], *, fmt: dict[str, Any], request: str, deadline: dt.date | None
     ) -> tuple[DraftPlan | str, str]:
         """One model call: (plan, "") when valid, else (the raw reply or "", what was wrong)."""
         t0 = time.perf_counter()
         try:
-            chain = self.repair_chain if variables.get("repair") else self.chain
+            chain = self._chain(fmt, repair=bool(variables["repair"]))
             message = chain.invoke(variables)
         except TaskwrightError as exc:
             if isinstance(exc, InvalidPlanError):

@@ -71,9 +71,12 @@ class PlanOut(BaseModel):
     n_subtasks: int
 
 
-def plan_json_schema() -> dict[str, Any]:
+def plan_json_schema(*, skill_pattern: str | None = None) -> dict[str, Any]:
     """The JSON schema for `response_format`; llama.cpp turns it into a grammar (llguidance), so the length
     bounds stop a run-on description during generation (measured at no cost in tokens/s)."""
+    skill: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": 40}
+    if skill_pattern:
+        skill["pattern"] = skill_pattern
     subtask = {
         "type": "object",
         "properties": {
@@ -82,7 +85,7 @@ def plan_json_schema() -> dict[str, Any]:
             "description": {"type": "string", "maxLength": 240},
             "skills": {
                 "type": "array",
-                "items": {"type": "string", "minLength": 1, "maxLength": 40},
+                "items": skill,
                 "minItems": 1,
                 "maxItems": 4,
             },

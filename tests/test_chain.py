@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from planner.chain import REQUEST_MAX_CHARS, PlanChain, clip_request
+from planner.chain import REQUEST_MAX_CHARS, PlanChain, clip_request, language_rule
 from planner.errors import InvalidPlanError, ModelUnavailableError
 
 try:
@@ -154,7 +154,7 @@ def test_request_is_data_inside_tags_that_it_cannot_close() -> None:
     model = ScriptedChatModel().enqueue(plan_json(3))
     plan = propose(model, attack)
     user = model.calls[0].messages[1][1]
-    assert user.count("</request>") == 1 and user.endswith("</request>")
+    assert user.count("</request>") == 1 and user.index("U123") < user.index("</request>")
     assert plan.request == attack  # the plan keeps the original text; assignment is not the model's job
 
 
@@ -169,6 +169,15 @@ def test_long_request_is_clipped_before_prompting() -> None:
     assert plan.request == long
 
 
+def test_skills_keep_to_ascii_only_when_the_team_does() -> None:
+    chain = PlanChain(ScriptedChatModel())
+    skill = chain.response_format(["sql", "data analysis"])["json_schema"]["schema"]["properties"]["subtasks"]
+    assert skill["items"]["properties"]["skills"]["items"]["pattern"] == "^[ -~]+$"
+    for vocab in (["财务", "sql"], []):
+        schema = chain.response_format(vocab)["json_schema"]["schema"]
+        assert "pattern" not in schema["properties"]["subtasks"]["items"]["properties"]["skills"]["items"]
+
+
 def test_clip_request_keeps_short_text_and_cuts_at_spaces() -> None:
     assert clip_request("  short  ") == "short"
     clipped = clip_request("word " * 1000, limit=200)
@@ -176,8 +185,24 @@ def test_clip_request_keeps_short_text_and_cuts_at_spaces() -> None:
     assert "[…" in clipped and len(clipped) < 260
 
 
+@pytest.mark.parametrize(
+    ("request_text", "chinese"),
+    [
+        ("下周五前完成入职材料", True),
+        ("Ship the v2 release by 下周五", False),
+        ("Organiser la fête", False),
+        ("", False),
+    ],
+)
+def test_language_rule_names_chinese_only_when_the_request_is_mostly_chinese(
+    request_text: str, chinese: bool
+) -> None:
+    assert ("Chinese" in language_rule(request_text)) is chinese
+
+
 def test_chinese_request_passes_through() -> None:
     model = ScriptedChatModel().enqueue(plan_json(2))
     plan = propose(model, "下周五前完成新员工入职培训材料")
     assert "下周五前完成新员工入职培训材料" in model.calls[0].messages[1][1]
+    assert "in Chinese (简体中文)" in model.calls[0].messages[1][1]
     assert plan.title == "下周五前完成新员工入职培训材料"
