@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 
 MIN_SUBTASKS = 2
 MAX_SUBTASKS = 15
+# The prompt asks for 3-8; the grammar stops at 10 so a model repeating itself (Qwen2.5-Coder-1.5B on a
+# Chinese request) ends well inside max_tokens instead of being cut off. Other servers may send up to 15.
+SCHEMA_MAX_SUBTASKS = 10
 MIN_HOURS = 0.25
 MAX_HOURS = 80.0
 TITLE_MAX = 120
@@ -103,7 +106,7 @@ def plan_json_schema(*, skill_pattern: str | None = None) -> dict[str, Any]:
                 "type": "array",
                 "items": subtask,
                 "minItems": MIN_SUBTASKS,
-                "maxItems": MAX_SUBTASKS,
+                "maxItems": SCHEMA_MAX_SUBTASKS,
             },
             "n_subtasks": {"type": "integer"},
         },

@@ -146,4 +146,5 @@ def test_schema_is_an_object_with_the_count_and_forbids_extras() -> None:
     item = schema["properties"]["subtasks"]["items"]
     assert item["additionalProperties"] is False
     assert item["properties"]["kind"]["enum"] == ["human", "text", "image", "data"]
+    assert schema["properties"]["subtasks"]["maxItems"] == 10  # a looping model stops inside max_tokens
     assert item["properties"]["description"]["maxLength"] <= 400  # a run-on description cannot eat max_tokens
