@@ -11,23 +11,25 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
-from slack_bolt import App, BoltRequest, BoltResponse
+from slack_bolt import App, BoltResponse
 from slack_bolt.error import BoltError
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 
+from bot.slack_http import EVENTS_PATH, SlackHTTPServer, make_http_server, payload_problem
 from bot.slack_render import (
     SlackFile,
     SlackMessage,
     clean_text,
     page_of_task,
+    ref_id,
     render,
     render_plan_page,
     to_action_request,
@@ -40,15 +42,22 @@ if TYPE_CHECKING:
     from bot.service import Assistant
     from bot.settings import Settings
 
+__all__ = ["SlackAdapter", "SlackHTTPServer", "Target", "build_slack_app", "build_web_client",
+           "dispatch_socket_frame", "make_http_server", "run_http", "run_socket_mode", "socket_mode_handler"]
+
 log = logging.getLogger(__name__)
 
-EVENTS_PATH = "/slack/events"
-MAX_BODY_BYTES = 1_000_000
+_ID = re.compile(r"[A-Z][A-Z0-9]{2,40}")  # a Slack user or channel id
+
 DEFAULT_STATUS = "Working on it… :hourglass_flowing_sand:"
 STALE_BUTTON = TextReply(
     "That button doesn't belong to a task I know; ask me for the plan again.", kind="error"
 )
 OOPS = "Sorry, something went wrong on my side while answering that. The error is in the bot's log; please try again."
+UNREADABLE = TextReply(
+    "Sorry, I couldn't read that request (Slack sent it in a shape I don't expect). Please send it again.",
+    kind="error",
+)
 
 
 # ---- our replies -> Web API calls ---------------------------------------------------------------------
@@ -64,16 +73,25 @@ class Target:
     status_ts: str | None = None
     update_ts: str | None = None
     task_id: int | None = None
-    errors_ephemeral: bool = False
+    errors_ephemeral: bool = False  # error replies go to `user` only (chat.postEphemeral)
+    ephemeral_thread_ts: str | None = None
 
 
 def _click_target(body: dict[str, Any]) -> Target:
     """Where a click's answers go: the clicked message (to update), its thread, errors to the clicker only."""
     box = body.get("container") or {}
-    channel = box.get("channel_id") or (body.get("channel") or {}).get("id", "")
+    channel = box.get("channel_id") or ref_id(body.get("channel"))
     thread = box.get("thread_ts") or box.get("message_ts")
-    user = (body.get("user") or {}).get("id", "")
-    return Target(channel, thread, user, update_ts=box.get("message_ts"), errors_ephemeral=True)
+    user = ref_id(body.get("user"))
+    return Target(channel, thread, user, update_ts=box.get("message_ts"), errors_ephemeral=True,
+                  ephemeral_thread_ts=thread)
+
+
+def _chat_target(req: ChatRequest) -> Target:
+    """Replies go in the request's thread. Errors in a channel outside a thread (slash commands, top-level
+    mentions) go only to the person who asked; in DMs and threads they are posted normally."""
+    private = not req.is_dm and req.thread_ts is None
+    return Target(channel=req.channel, thread_ts=req.reply_thread, user=req.user, errors_ephemeral=private)
 
 
 class SlackAdapter:
@@ -100,7 +118,7 @@ class SlackAdapter:
 
     def answer(self, req: ChatRequest) -> None:
         """Route, show a status if the work is slow, run the service, deliver its replies in the thread."""
-        target = Target(channel=req.channel, thread_ts=req.reply_thread, user=req.user)
+        target = _chat_target(req)
         try:
             intent = self.assistant.route(req)
             if intent.slow:
@@ -124,6 +142,7 @@ class SlackAdapter:
             update_ts=act.message_ts,
             task_id=act.task_id,
             errors_ephemeral=True,
+            ephemeral_thread_ts=act.thread_ts or act.message_ts,
         )
         self.deliver(self.assistant.handle_action(act), target)
 
@@ -144,7 +163,8 @@ class SlackAdapter:
         if isinstance(reply, DirectMessage):
             self._send_dm(reply)
             return
-        if isinstance(reply, TextReply) and reply.kind == "error" and target.errors_ephemeral:
+        private = target.errors_ephemeral and not target.status_ts  # a status message up: replace it in place
+        if isinstance(reply, TextReply) and reply.kind == "error" and private:
             self._post_ephemeral(target, reply)
             return
         if isinstance(reply, PlanReply) and reply.update and target.update_ts:
@@ -184,11 +204,11 @@ class SlackAdapter:
         return ts
 
     def _post_ephemeral(self, target: Target, reply: TextReply) -> None:
-        """An error only the clicking user sees (e.g. "only the assignee can accept")."""
+        """An error only the asking or clicking user sees (e.g. "only the assignee can accept")."""
         for out in render(reply):
             text = out.text if isinstance(out, SlackMessage) else out.comment
             self.client.chat_postEphemeral(
-                channel=target.channel, user=target.user, text=text, thread_ts=target.thread_ts
+                channel=target.channel, user=target.user, text=text, thread_ts=target.ephemeral_thread_ts
             )
 
     def _send_dm(self, dm: DirectMessage) -> None:
@@ -286,7 +306,13 @@ def _register(app: App, adapter: SlackAdapter) -> None:
         return next()
 
     def on_event(body: dict[str, Any], event: dict[str, Any], context: Any) -> None:
-        req = to_chat_request(event, event_id=body.get("event_id"), bot_user_id=context.bot_user_id)
+        try:
+            req = to_chat_request(event, event_id=body.get("event_id"), bot_user_id=context.bot_user_id)
+        except ValueError as e:
+            addressed = event.get("type") == "app_mention" or event.get("channel_type") == "im"
+            what = f"a {event.get('type')} event ({body.get('event_id')})"
+            _refuse_malformed(adapter, what, e, event.get("user") if addressed else None, event.get("channel"))
+            return
         if req is not None:
             adapter.submit(adapter.answer, req)
 
@@ -300,8 +326,12 @@ def _register(app: App, adapter: SlackAdapter) -> None:
     @app.command("/plan")
     def on_plan_command(ack: Callable[..., None], command: dict[str, Any]) -> None:
         ack()
-        text = "plan: " + clean_text(command.get("text") or "")
-        req = ChatRequest(user=command["user_id"], text=text.strip(), channel=command["channel_id"])
+        user, channel, text = command.get("user_id"), command.get("channel_id"), command.get("text") or ""
+        if not (_is_id(user) and _is_id(channel) and isinstance(text, str)):
+            _refuse_malformed(adapter, "a /plan command", "user_id, channel_id or text missing or not text",
+                              user, channel)
+            return
+        req = ChatRequest(user=str(user), text=("plan: " + clean_text(text)).strip(), channel=str(channel))
         adapter.submit(adapter.answer, req)
 
     @app.action(re.compile(r"^task_[a-z]+$"))
@@ -309,73 +339,25 @@ def _register(app: App, adapter: SlackAdapter) -> None:
         ack()
         try:
             act = to_action_request(body, action)
-        except (ValueError, KeyError) as e:
+        except ValueError as e:
             log.warning("Slack: ignoring a button click: %s", e)
             adapter.submit(adapter.deliver, [STALE_BUTTON], _click_target(body))
             return
         adapter.submit(adapter.act, act)
 
 
+def _is_id(value: Any) -> bool:
+    return isinstance(value, str) and _ID.fullmatch(value) is not None
+
+
+def _refuse_malformed(adapter: SlackAdapter, what: str, problem: object, user: Any, channel: Any) -> None:
+    """Log a payload we cannot use; tell its sender privately when there is a user and a channel to answer."""
+    log.warning("Slack: ignoring %s: %s (user=%.40r channel=%.40r)", what, problem, user, channel)
+    if _is_id(user) and _is_id(channel):
+        adapter.submit(adapter.deliver, [UNREADABLE], Target(channel, None, user, errors_ephemeral=True))
+
+
 # ---- serving ------------------------------------------------------------------------------------------
-
-
-class SlackHTTPServer(ThreadingHTTPServer):
-    """Serves the Events API, slash commands and interactivity at POST /slack/events (one thread a request)."""
-
-    daemon_threads = True
-
-    def __init__(self, app: App, address: tuple[str, int], *, path: str = EVENTS_PATH) -> None:
-        self.app = app
-        self.events_path = path
-        super().__init__(address, _SlackRequestHandler)
-
-    @property
-    def port(self) -> int:
-        return int(self.server_address[1])
-
-
-class _SlackRequestHandler(BaseHTTPRequestHandler):
-    server: SlackHTTPServer
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("http: " + format, *args)
-
-    def do_GET(self) -> None:
-        self._send(404, {}, "not found")
-
-    def do_POST(self) -> None:
-        path, _, query = self.path.partition("?")
-        length = int(self.headers.get("Content-Length") or 0)
-        if path != self.server.events_path:
-            self._send(404, {}, "not found")
-            return
-        if length > MAX_BODY_BYTES:
-            self._send(413, {}, "request too large")
-            return
-        body = self.rfile.read(length).decode("utf-8", errors="replace")
-        headers: dict[str, str | Sequence[str]] = {
-            k.lower(): self.headers.get_all(k) or [] for k in self.headers
-        }
-        resp = self.server.app.dispatch(BoltRequest(body=body, query=query, headers=headers))
-        self._send(resp.status, resp.headers, resp.body)
-
-    def _send(self, status: int, headers: dict[str, Sequence[str]], body: str) -> None:
-        data = body.encode("utf-8")
-        self.send_response(status)
-        for k, values in headers.items():
-            if k.lower() != "content-length":
-                for v in values:
-                    self.send_header(k, v)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-
-def make_http_server(
-    app: App, *, host: str = "0.0.0.0", port: int = 3000, path: str = EVENTS_PATH
-) -> SlackHTTPServer:
-    """An HTTP server for app (not started: call serve_forever); port 0 picks a free port."""
-    return SlackHTTPServer(app, (host, port), path=path)
 
 
 def run_http(assistant: Assistant, settings: Settings, *, port: int = 3000, host: str = "0.0.0.0") -> None:
@@ -395,21 +377,49 @@ def run_http(assistant: Assistant, settings: Settings, *, port: int = 3000, host
 
 
 def dispatch_socket_frame(app: App, frame: dict[str, Any]) -> BoltResponse | None:
-    """Dispatch one Socket Mode frame the way SocketModeHandler does; None for hello/disconnect frames.
+    """Dispatch one Socket Mode frame the way our handler does; None for hello/disconnect frames.
 
     A 200 response is what the handler acks with `{"envelope_id": ...}` (plus the body as payload, if any).
     """
-    from slack_bolt.adapter.socket_mode.internals import run_bolt_app
     from slack_sdk.socket_mode.request import SocketModeRequest
 
-    req = SocketModeRequest.from_dict(frame)
-    return run_bolt_app(app, req) if req is not None else None
+    try:
+        req = SocketModeRequest.from_dict(frame)
+    except ValueError as e:  # the SDK's client logs and drops such a frame before any handler sees it
+        log.warning("Slack Socket Mode: dropping a frame with an unusable payload (%s)", e)
+        return None
+    return _dispatch_socket_request(app, req) if req is not None else None
+
+
+def _dispatch_socket_request(app: App, req: Any) -> BoltResponse:
+    """bolt's run_bolt_app, after the payload check the HTTP front end makes (200 for a malformed payload)."""
+    from slack_bolt.adapter.socket_mode.internals import run_bolt_app
+
+    problem = payload_problem(req.payload)
+    if problem:
+        log.warning("Slack Socket Mode: ignoring a malformed %s payload (%s)", req.type, problem)
+        return BoltResponse(status=200, body="")
+    try:
+        return run_bolt_app(app, req)  # type: ignore[no-any-return]
+    except ValueError as e:  # BoltRequest refused the envelope (e.g. a retry_reason that is not text)
+        log.warning("Slack Socket Mode: ignoring a %s envelope bolt cannot read (%s)", req.type, e)
+        return BoltResponse(status=200, body="")
+
+
+def socket_mode_handler(app: App, app_token: str) -> Any:
+    """bolt's SocketModeHandler (not connected yet), with our payload check before each dispatch."""
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+    from slack_bolt.adapter.socket_mode.internals import send_response
+
+    class CheckedSocketModeHandler(SocketModeHandler):
+        def handle(self, client: Any, req: Any) -> None:
+            send_response(client, req, _dispatch_socket_request(self.app, req), time.time())
+
+    return CheckedSocketModeHandler(app, app_token=app_token)
 
 
 def run_socket_mode(assistant: Assistant, settings: Settings) -> None:
     """Connect over Socket Mode (no public URL needed) until interrupted; needs SLACK_APP_TOKEN."""
-    from slack_bolt.adapter.socket_mode import SocketModeHandler
-
     if not settings.slack_app_token:
         raise TaskwrightError(
             "Socket Mode needs an app-level token: set SLACK_APP_TOKEN (xapp-…, connections:write)."
@@ -417,6 +427,6 @@ def run_socket_mode(assistant: Assistant, settings: Settings) -> None:
     worker = ThreadPoolExecutor(max_workers=2, thread_name_prefix="taskwright-slack")
     app = build_slack_app(assistant, settings, worker=worker)
     try:
-        SocketModeHandler(app, app_token=settings.slack_app_token).start()
+        socket_mode_handler(app, settings.slack_app_token).start()
     finally:
         worker.shutdown(wait=True, cancel_futures=True)

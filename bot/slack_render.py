@@ -55,7 +55,8 @@ ROWS_PER_LIST_PAGE = 40  # task list / team rows per message
 
 ACTION_IDS = {"accept": "task_accept", "reassign": "task_reassign", "done": "task_done"}
 _SLACK_ID = re.compile(r"[UW][A-Z0-9]{2,}")
-PERSON_SUBTYPES = (None, "file_share", "thread_broadcast")  # other subtypes: edits, deletions, joins, bots
+PERSON_SUBTYPES = (None, "file_share", "thread_broadcast")
+_EVENT_TEXT = ("user", "text", "channel", "ts", "thread_ts", "channel_type", "type")  # must be strings  # other subtypes: edits, deletions, joins, bots
 _CHANNEL_PLAN = re.compile(r"^(?:plan|计划|规划)\s*[:：]", re.IGNORECASE)  # explicit syntax in a channel
 _ESCAPED_MENTION = re.compile(r"&lt;@([UW][A-Z0-9]{2,})&gt;")
 _LINK = re.compile(r"<((?:https?|mailto|tel):[^|>]+)(?:\|([^>]*))?>")
@@ -132,47 +133,57 @@ def to_chat_request(
     """The ChatRequest for an app_mention or message event, or None when the bot should stay quiet.
 
     Channel messages count only when they start with "plan:" and do not mention the bot (the app_mention
-    event carries those); DMs always count.
+    event carries those); DMs always count. ValueError when a field has a type Slack never sends.
     """
     if not is_person_message(event, bot_user_id=bot_user_id):
         return None
+    files = event.get("files") or []
+    bad = [k for k in _EVENT_TEXT if event.get(k) is not None and not isinstance(event[k], str)]
+    if not event.get("channel"):
+        bad.append("channel")
+    if not isinstance(files, list) or not all(isinstance(f, dict) for f in files):
+        bad.append("files")
+    if bad:
+        raise ValueError(f"the event's {', '.join(bad)} is missing or of the wrong type")
     raw = event.get("text") or ""
     text = clean_text(raw, bot_user_id=bot_user_id)
     is_dm = event.get("channel_type") == "im"
     mentions_bot = bool(bot_user_id) and f"<@{bot_user_id}" in raw  # the app_mention event carries it
     if event.get("type") == "message" and not is_dm and (mentions_bot or not _CHANNEL_PLAN.match(text)):
         return None
-    files = tuple(_file_ref(f) for f in event.get("files") or ())
-    channel, ts, thread_ts = event.get("channel") or "", event.get("ts"), event.get("thread_ts")
-    return ChatRequest(event["user"], text, channel, ts, thread_ts, is_dm, files, event_id)
+    channel, ts, thread_ts = event["channel"], event.get("ts"), event.get("thread_ts")
+    files_in = tuple(_file_ref(f) for f in files)
+    return ChatRequest(event["user"], text, channel, ts, thread_ts, is_dm, files_in, event_id)
 
 
 def _file_ref(f: dict[str, Any]) -> FileRef:
-    url = f.get("url_private_download") or f.get("url_private") or ""
-    return FileRef(
-        f.get("id", ""),
-        f.get("name") or f.get("id", ""),
-        url,
-        int(f.get("size") or 0),
-        f.get("mimetype") or "",
-    )
+    def text(*keys: str) -> str:
+        return next((f[k] for k in keys if isinstance(f.get(k), str) and f[k]), "")
+
+    size = f.get("size")
+    return FileRef(text("id"), text("name", "id"), text("url_private_download", "url_private"),
+                   size if isinstance(size, int) and size >= 0 else 0,
+                   text("mimetype"))
+
+
+def ref_id(ref: Any) -> str:
+    """The id in a payload reference: Slack sends `"user": "U.."` in some payloads, `{"id": "U.."}` in others."""
+    value = ref.get("id") if isinstance(ref, dict) else ref
+    return value if isinstance(value, str) else ""
 
 
 def to_action_request(body: dict[str, Any], action: dict[str, Any]) -> ActionRequest:
     """The ActionRequest for a task button click; ValueError when the button is not one of ours."""
     name = str(action.get("action_id", "")).removeprefix("task_")
     value = str(action.get("value", ""))
-    if name not in ACTIONS or not value.isdigit():
+    if name not in ACTIONS or not (value.isascii() and value.isdigit()):
         raise ValueError(f"button {action.get('action_id')!r} with value {value!r} does not name a task")
-    box = body.get("container") or {}
-    return ActionRequest(
-        user=body["user"]["id"],
-        action=name,  # type: ignore[arg-type]
-        task_id=int(value),
-        channel=box.get("channel_id") or (body.get("channel") or {}).get("id", ""),
-        message_ts=box.get("message_ts"),
-        thread_ts=box.get("thread_ts"),
-    )
+    box, user = body.get("container") or {}, ref_id(body.get("user"))
+    if not user or not isinstance(box, dict):
+        raise ValueError("the click names no user or container")
+    ids = {k: v for k, v in box.items() if isinstance(v, str)}
+    return ActionRequest(user, name, int(value), ids.get("channel_id") or ref_id(body.get("channel")),  # type: ignore[arg-type]
+                         ids.get("message_ts"), ids.get("thread_ts"))
 
 
 # ---- our replies -> Block Kit -------------------------------------------------------------------------

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from typing import Any
+
+import pytest
 
 from bot.slack_render import (
     MAX_BLOCKS,
@@ -16,8 +19,11 @@ from bot.slack_render import (
     escape_text,
     page_of_task,
     plan_pages,
+    ref_id,
     render,
     split_text,
+    to_action_request,
+    to_chat_request,
 )
 from bot.types import DirectMessage, PlanReply, TaskListReply, TeamReply, TextReply
 from planner.types import Member, Plan, Task
@@ -247,3 +253,41 @@ def test_which_events_reach_the_service() -> None:
         bot_user_id="U000000BOT1",
     )
     assert mention is not None and mention.text == "team" and mention.reply_thread == "1.1"
+
+
+def _event(**fields: object) -> dict[str, object]:
+    return {"type": "app_mention", "user": "U0000000001", "text": "<@U000000BOT1> plan: x",
+            "channel": "C0000000001", "ts": "1700000000.000100"} | fields
+
+
+@pytest.mark.parametrize("fields, named", [
+    ({"text": 42}, "text"), ({"text": ["plan", "x"]}, "text"), ({"user": ["U1"]}, "user"),
+    ({"channel": None}, "channel"), ({"ts": 1.5}, "ts"), ({"files": "F1"}, "files"), ({"files": [None]}, "files"),
+])
+def test_events_with_fields_slack_never_sends_are_refused_by_name(fields: dict[str, object], named: str) -> None:
+    with pytest.raises(ValueError, match=f"event's .*{named}"):
+        to_chat_request(_event(**fields), event_id="Ev1", bot_user_id="U000000BOT1")
+
+
+def test_odd_file_fields_do_not_break_a_message() -> None:
+    files = [{"id": "F1", "name": None, "size": "big", "url_private": 5}, {"id": "F2", "size": -3}]
+    req = to_chat_request(_event(files=files), event_id="Ev1", bot_user_id="U000000BOT1")
+    assert req is not None and req.text == "plan: x"
+    assert [(f.id, f.name, f.size, f.url) for f in req.files] == [("F1", "F1", 0, ""), ("F2", "F2", 0, "")]
+
+
+def test_clicks_read_user_and_channel_in_either_shape() -> None:
+    action = {"action_id": "task_done", "value": "12"}
+    box = {"channel_id": "C0000000001", "message_ts": "1.2", "thread_ts": 5}
+    act = to_action_request({"user": "U0000000001", "container": box}, action)
+    assert (act.user, act.channel, act.message_ts, act.thread_ts, act.task_id) == (
+        "U0000000001", "C0000000001", "1.2", None, 12)
+    act = to_action_request({"user": {"id": "U0000000002"}, "channel": {"id": "C0000000002"}}, action)
+    assert (act.user, act.channel) == ("U0000000002", "C0000000002")
+    bad: list[tuple[dict[str, Any], str]] = [
+        ({}, "12"), ({"user": {"id": 5}}, "12"), ({"user": "U1", "container": "x"}, "12"), ({"user": "U1"}, "²")
+    ]
+    for body, value in bad:
+        with pytest.raises(ValueError):
+            to_action_request(body, action | {"value": value})
+    assert [ref_id(r) for r in ("U1", {"id": "U2"}, {"id": 3}, None, 7)] == ["U1", "U2", "", "", ""]

@@ -180,3 +180,77 @@ def test_a_rejected_token_is_a_clear_error(assistant: Any, settings: Settings, f
         build_slack_app(assistant, settings, worker=ThreadPoolExecutor(max_workers=1))
     with pytest.raises(TaskwrightError, match="SLACK_BOT_TOKEN"):
         build_web_client(settings.model_copy(update={"slack_bot_token": None}))
+
+
+@pytest.mark.parametrize("change", [
+    {"event": None}, {"event": {"text": "no type"}}, {"authorizations": 5},
+], ids=["event-null", "event-without-type", "authorizations-number"])
+def test_malformed_socket_mode_payloads_are_acked_and_ignored(
+    app: Any, fake_slack: FakeSlack, store: Store, caplog: pytest.LogCaptureFixture, change: dict[str, Any]
+) -> None:
+    frame = load_fixture("socket_mode_envelope_events_api.json")
+    frame["payload"] |= change
+    with caplog.at_level(logging.WARNING, logger="bot.slack"):
+        resp = dispatch_socket_frame(app, frame)
+    assert resp is not None and resp.status == 200  # acked, so Slack does not redeliver it
+    fake_slack.quiet()
+    assert fake_slack.methods() == ["auth.test"] and store.plans() == []
+    assert any("malformed" in r.getMessage() for r in caplog.records)
+
+
+def test_unusable_socket_mode_frames_are_dropped_with_a_warning(
+    app: Any, fake_slack: FakeSlack, caplog: pytest.LogCaptureFixture
+) -> None:
+    frame = load_fixture("socket_mode_envelope_events_api.json")
+    with caplog.at_level(logging.WARNING, logger="bot.slack"):
+        assert dispatch_socket_frame(app, frame | {"payload": None}) is None
+        resp = dispatch_socket_frame(app, frame | {"retry_attempt": 1, "retry_reason": 5})
+    assert resp is not None and resp.status == 200
+    fake_slack.quiet()
+    assert fake_slack.methods() == ["auth.test"]
+    assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 2
+
+
+def test_a_slash_command_without_a_channel_over_socket_mode_is_ignored(
+    app: Any, fake_slack: FakeSlack, store: Store
+) -> None:
+    frame = load_fixture("socket_mode_envelope_slash_commands.json")
+    del frame["payload"]["channel_id"]
+    resp = dispatch_socket_frame(app, frame)
+    assert resp is not None and resp.status == 200
+    fake_slack.quiet()
+    assert fake_slack.methods() == ["auth.test"] and store.plans() == []
+
+
+class RecordingSocketClient:
+    """Stands in for the WebSocket client (no Slack to connect to): records the acks the handler sends."""
+
+    def __init__(self) -> None:
+        self.logger = logging.getLogger("test.socket")
+        self.sent: list[dict[str, Any]] = []
+
+    def send_socket_mode_response(self, response: Any) -> None:
+        self.sent.append(response.to_dict())
+
+
+def test_the_socket_mode_handler_acks_malformed_envelopes_without_running_bolt(
+    app: Any, fake_slack: FakeSlack, store: Store
+) -> None:
+    from slack_sdk.socket_mode.request import SocketModeRequest
+
+    from bot.slack import socket_mode_handler
+
+    handler = socket_mode_handler(app, "xapp-placeholder")
+    try:
+        client = RecordingSocketClient()
+        bad = load_fixture("socket_mode_envelope_events_api.json")
+        bad["payload"]["event"] = None
+        handler.handle(client, SocketModeRequest.from_dict(bad))
+        good = load_fixture("socket_mode_envelope_events_api.json")
+        handler.handle(client, SocketModeRequest.from_dict(good))
+        fake_slack.wait_for("chat.update")
+        fake_slack.quiet()
+    finally:
+        handler.close()
+    assert client.sent == [{"envelope_id": bad["envelope_id"]}, {"envelope_id": good["envelope_id"]}]
+    assert len(store.plans()) == 1
