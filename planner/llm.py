@@ -222,31 +222,9 @@ class ChatTransformersLocal(BaseChatModel):
                     ) from exc
 
     def _load_locked(self) -> None:
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()  # GGUF de-quantising draws a bar per tensor on stderr
-        device = pick_device() if self.device == "auto" else self.device
-        if device == "cpu":
-            torch.set_num_threads(self.n_threads)
-        dtype = torch.float32 if device == "cpu" else torch.bfloat16
-        saved, src = Path(self.saved_dir), Path(self.model_path)
-        t0 = time.perf_counter()
-        if (saved / "config.json").is_file():
-            model = AutoModelForCausalLM.from_pretrained(saved, dtype=dtype)
-            tok = AutoTokenizer.from_pretrained(saved)
-        elif src.is_dir():
-            model = AutoModelForCausalLM.from_pretrained(src, dtype=dtype)
-            tok = AutoTokenizer.from_pretrained(src)
-        elif src.is_file():
-            model = AutoModelForCausalLM.from_pretrained(src.parent, gguf_file=src.name, dtype=dtype)
-            tok = AutoTokenizer.from_pretrained(src.parent, gguf_file=src.name)
-            _save_dequantised(model, tok, saved)
-        else:
-            raise ModelUnavailableError(f"No model at {src}; run `taskwright models fetch`.")
-        self._model, self._tok = model.to(device).eval(), tok  # type: ignore[arg-type]
-        log.info("loaded %s with transformers on %s in %.1f s", src.name, device, time.perf_counter() - t0)
+        self._model, self._tok, _ = load_causal_lm(
+            self.model_path, self.saved_dir, device=self.device, n_threads=self.n_threads
+        )
 
     def _generate(
         self,
@@ -284,6 +262,43 @@ class ChatTransformersLocal(BaseChatModel):
         finish = "length" if len(new) >= max_new else "stop"
         usage = {"prompt_tokens": int(enc["input_ids"].shape[1]), "completion_tokens": len(new)}
         return _result(content, finish_reason=finish, model_name=self.model_name, usage=usage)
+
+
+def load_causal_lm(
+    model_path: str | Path, saved_dir: str | Path | None, *, device: str = "auto", n_threads: int = 2
+) -> tuple[Any, Any, str]:
+    """(model, tokenizer, device) for a GGUF file or a transformers folder; shared with generation/text.
+
+    A GGUF is de-quantised once and saved as safetensors in saved_dir, which later loads read instead.
+    Raises ModelUnavailableError when there is nothing at model_path.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # GGUF de-quantising draws a bar per tensor on stderr
+    device = pick_device() if device == "auto" else device
+    if device == "cpu":
+        torch.set_num_threads(n_threads)
+    dtype = torch.float32 if device == "cpu" else torch.bfloat16
+    src = Path(model_path)
+    saved = Path(saved_dir) if saved_dir else None
+    t0 = time.perf_counter()
+    if saved is not None and (saved / "config.json").is_file():
+        model = AutoModelForCausalLM.from_pretrained(saved, dtype=dtype)
+        tok = AutoTokenizer.from_pretrained(saved)
+    elif src.is_dir():
+        model = AutoModelForCausalLM.from_pretrained(src, dtype=dtype)
+        tok = AutoTokenizer.from_pretrained(src)
+    elif src.is_file():
+        model = AutoModelForCausalLM.from_pretrained(src.parent, gguf_file=src.name, dtype=dtype)
+        tok = AutoTokenizer.from_pretrained(src.parent, gguf_file=src.name)
+        if saved is not None:
+            _save_dequantised(model, tok, saved)
+    else:
+        raise ModelUnavailableError(f"No model at {src}; run `taskwright models fetch`.")
+    log.info("loaded %s with transformers on %s in %.1f s", src.name, device, time.perf_counter() - t0)
+    return model.to(device).eval(), tok, device
 
 
 def _save_dequantised(model: Any, tok: Any, saved: Path) -> None:
