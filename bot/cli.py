@@ -231,3 +231,7 @@ try:  # the models group is optional until its module lands
     cli.add_command(models)
 except ImportError:  # pragma: no cover
     pass
+
+from bot.cli_report import report  # noqa: E402
+
+cli.add_command(report)

@@ -229,6 +229,26 @@ class Store:
         with self._lock:
             return list(self.db["task_events"].rows_where("task_id = ?", [task_id], order_by="id"))
 
+    # -- reports (weekly report: generation/reports/weekly.py) --------------------------------------
+
+    def tasks_active_since(self, since: dt.datetime) -> list[Task]:
+        """Open tasks plus every task with an audit event at or after `since` (UTC): a report's scope."""
+        at = since.astimezone(dt.timezone.utc).isoformat(timespec="seconds")
+        where = f"status IN {OPEN_STATUSES!r} OR id IN (SELECT task_id FROM task_events WHERE at >= ?)"
+        with self._lock:
+            return self._tasks(where, [at], order_by="due IS NULL, due, id")
+
+    def events_for_tasks(self, task_ids: Sequence[int]) -> list[dict[str, Any]]:
+        """The audit events of these tasks, oldest first (the burndown replays them)."""
+        ids = list(dict.fromkeys(int(i) for i in task_ids))
+        out: list[dict[str, Any]] = []
+        with self._lock:
+            for i in range(0, len(ids), 500):  # stay under SQLite's bound-parameter limit
+                chunk = ids[i : i + 500]
+                marks = ",".join("?" * len(chunk))
+                out += self.db["task_events"].rows_where(f"task_id IN ({marks})", chunk, order_by="at, id")
+        return sorted(out, key=lambda r: (r["at"], r["id"]))
+
     # -- Slack events ------------------------------------------------------------------------------
 
     def claim_event(self, event_id: str) -> bool:
