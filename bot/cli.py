@@ -235,3 +235,7 @@ except ImportError:  # pragma: no cover
 from bot.cli_report import report  # noqa: E402
 
 cli.add_command(report)
+
+from bot.cli_summarize import summarize  # noqa: E402
+
+cli.add_command(summarize)
