@@ -84,3 +84,36 @@ def m001_initial(db: Database) -> None:
     )
     db["task_events"].create_index(["task_id"])
     db["slack_events"].create({"event_id": str, "received_at": str}, pk="event_id")
+
+
+@migrations()
+def m002_generation_and_files(db: Database) -> None:
+    """Generation requests (kept while the service is down, so Retry can finish them; drafts for tasks),
+    the table a thread talks about, and scheduled posts already made."""
+    db["generations"].create(
+        {
+            "id": int,
+            "kind": str,  # image | text
+            "prompt": str,
+            "n": int,
+            "seed": int,
+            "requester": str,
+            "channel": str,
+            "thread_ts": str,
+            "task_id": int,  # a task's "Generate draft", else NULL
+            "status": str,  # pending | done | failed
+            "error": str,
+            "result_path": str,  # the PNG under files_dir
+            "result_text": str,
+            "created_at": str,
+            "updated_at": str,
+        },
+        pk="id",
+    )
+    db["generations"].create_index(["status"])
+    db["generations"].create_index(["task_id"])
+    db["thread_tables"].create(
+        {"channel": str, "thread_ts": str, "path": str, "name": str, "created_at": str},
+        pk=("channel", "thread_ts"),
+    )
+    db["scheduled_posts"].create({"key": str, "posted_at": str}, pk="key")

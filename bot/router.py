@@ -17,6 +17,21 @@ from planner.embed import Embedder
 log = logging.getLogger(__name__)
 
 _PLAN = re.compile(r"^\s*(?:/?plan|计划|规划)\s*[:：]?\s*(?P<rest>.*)$", re.IGNORECASE | re.DOTALL)
+# Generation and data: explicit forms only (a wrong guess would spend a GPU call or a model's minute).
+_DRAW = re.compile(r"^\s*(?:/generate\s+image\b|/draw\b|draw\b|sketch\b|画)\s*[:：]?\s*(?P<rest>.*)$",
+                   re.IGNORECASE | re.DOTALL)
+_WRITE_KINDS = (r"reply|response|answer|announcement|email|e-mail|message|post|note|blurb|update|intro|"
+                r"introduction|description|tweet|invitation|invite|summary|newsletter|memo|letter")
+_WRITE = re.compile(
+    r"^\s*(?:/generate\s+text\s+(?P<rest>.+)"
+    rf"|(?P<en>(?:please\s+)?(?:draft|write|compose)\s+(?:me\s+|us\s+)?(?:an?\s+|the\s+|some\s+)?"
+    rf"(?:\w+\s+){{0,2}}?(?:{_WRITE_KINDS})s?\b.*)"
+    r"|(?P<zh>(?:帮我)?(?:写|起草|拟)(?:一)?[封篇条个段份]?.{0,20}(?:回复|公告|邮件|通知|消息|邀请).*))$",
+    re.IGNORECASE | re.DOTALL,
+)
+_SUMMARIZE = re.compile(r"^\s*(?:/?summari[sz]e(?:\s+|$|[:：])|总结|汇总|分析这)(?P<rest>.*)$", re.IGNORECASE | re.DOTALL)
+_REPORT = re.compile(r"^\s*/?(?:(?:the\s+)?weekly\s+(?:team\s+)?report|team\s+report|report\s+weekly|周报)"
+                     r"\s*[.!?。]?\s*$", re.IGNORECASE)
 _EXACT: list[tuple[str, re.Pattern[str]]] = [
     ("help", re.compile(r"^\s*(help|\?|帮助|怎么用)\s*[.!?]?\s*$", re.IGNORECASE)),
     ("my_tasks", re.compile(r"^\s*(my tasks?|my work|mine|我的任务)\s*[.!?]?\s*$", re.IGNORECASE)),
@@ -50,10 +65,28 @@ class Router:
         for name, pattern in _EXACT:
             if pattern.match(stripped):
                 return Intent(name)  # type: ignore[arg-type]
+        explicit = self._generation_or_data(stripped)
+        if explicit:
+            return explicit
         similar = self._similar(stripped)
         if similar:
             return Intent(similar)  # type: ignore[arg-type]
-        return Intent("plan", stripped, slow=True, status_text="Planning… :hourglass_flowing_sand:")
+        return Intent("plan", stripped, slow=True, status_text="Planning… :hourglass_flowing_sand:", fallback=True)
+
+    @staticmethod
+    def _generation_or_data(text: str) -> Intent | None:
+        """draw / write / summarize / weekly report, by their explicit forms."""
+        if m := _DRAW.match(text):
+            return Intent("draw", m.group("rest").strip(), slow=True, status_text="Drawing… :art:")
+        if m := _WRITE.match(text):
+            rest = (m.group("rest") or m.group("en") or m.group("zh") or "").strip()
+            return Intent("write", rest, slow=True, status_text="Writing a draft… :pencil2:")
+        if m := _SUMMARIZE.match(text):
+            return Intent("summarize", m.group("rest").strip(), slow=True,
+                          status_text="Reading the file… :bar_chart:")
+        if _REPORT.match(text):
+            return Intent("report", slow=True, status_text="Building the weekly report… :bar_chart:")
+        return None
 
     def _similar(self, text: str) -> str | None:
         if len(text.split()) > 10 or self._embedder is None:

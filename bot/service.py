@@ -10,8 +10,12 @@ import datetime as dt
 import logging
 import threading
 from collections import defaultdict
-from typing import Callable
+from pathlib import Path
+from typing import Any, Callable
 
+from bot.data_desk import DataDesk
+from bot.drafts import Drafts
+from bot.files import FileFetcher, LocalFiles
 from bot.router import Router
 from bot.settings import Settings
 from bot.store import Store
@@ -40,19 +44,32 @@ HELP = """I turn requests into planned, assigned work.
 • *my tasks* — your open tasks
 • *board* — everyone's open tasks
 • *team* — the team, skills and hours used
-• Buttons on a plan: *Accept*, *Reassign* (to the next best person), *Done*"""
+• Buttons on a plan: *Accept*, *Reassign* (to the next best person), *Done*; *Generate draft* on text and image tasks
+• *draw 8 sevens* (or `/generate image …`) — a grid of generated images in the thread
+• *draft a reply to …*, *write an announcement for …* (or `/generate text …`) — a text draft in the thread
+• Share a CSV/Excel/JSON/Parquet file with me — a summary with charts; then ask in the thread, e.g. *total Sales by Region*
+• *weekly report* — done / in progress / overdue per person, workload and burndown charts"""
 
 
 class Assistant:
     """Routes a request, runs the planner, keeps the store, and answers with platform-neutral replies."""
 
     def __init__(self, *, store: Store, planner: Planner | Callable[[], Planner],
-                 today: Callable[[], dt.date] = dt.date.today) -> None:
+                 today: Callable[[], dt.date] = dt.date.today, text_model: Any = None, image_model: Any = None,
+                 files_dir: Path | None = None, max_file_mb: float = 200.0,
+                 fetcher: FileFetcher | None = None) -> None:
+        """text_model / image_model: a model or a zero-argument factory (built on first use), or None."""
         self.store = store
         self._planner = planner
         self._planner_lock = threading.Lock()
         self._today = today
         self.router = Router(embedder=self._loaded_embedder)
+        self.files_dir = files_dir or store.path.parent / "files"
+        self.fetcher: FileFetcher = fetcher or LocalFiles()
+        self.drafts = Drafts(store, files_dir=self.files_dir, text_model=text_model, image_model=image_model)
+        narrator = (lambda: self.drafts.model("text")) if text_model is not None else None
+        self.data = DataDesk(store, files_dir=self.files_dir, max_file_bytes=int(max_file_mb * 1024 * 1024),
+                             text_model=narrator, embedder=lambda: self.planner.embedder)
 
     @property
     def planner(self) -> Planner:
@@ -62,12 +79,20 @@ class Assistant:
             return self._planner
 
     def route(self, req: ChatRequest) -> Intent:
-        return self.router.route(req.text)
+        """The router's intent, then chat context: a shared file is summarized, free text in a thread that
+        has a table is a question about it."""
+        intent = self.router.route(req.text)
+        if req.files and (intent.fallback or intent.name in ("empty", "help", "summarize")):
+            return Intent("summarize", intent.argument, slow=True, status_text="Reading the file… :bar_chart:")
+        if intent.fallback and req.thread_ts and self.data.has_table(req):
+            return Intent("question", req.text, slow=True, status_text="Computing… :bar_chart:")
+        return intent
 
-    def handle(self, req: ChatRequest) -> list[Reply]:
+    def handle(self, req: ChatRequest, *, fetcher: FileFetcher | None = None) -> list[Reply]:
+        """Answer one message; fetcher gets shared files (the adapter's; default: local paths)."""
         try:
             intent = self.route(req)
-            return self._dispatch(intent, req)
+            return self._dispatch(intent, req, fetcher or self.fetcher)
         except TaskwrightError as e:
             log.info("request refused: %s (user=%s channel=%s)", e, req.user, req.channel)
             return [TextReply(str(e), kind="error")]
@@ -87,7 +112,18 @@ class Assistant:
 
     # -- intents -----------------------------------------------------------------------------------
 
-    def _dispatch(self, intent: Intent, req: ChatRequest) -> list[Reply]:
+    def _dispatch(self, intent: Intent, req: ChatRequest, fetcher: FileFetcher) -> list[Reply]:
+        where = {"user": req.user, "channel": req.channel, "thread_ts": req.reply_thread or ""}
+        if intent.name == "draw":
+            return self.drafts.draw(intent.argument, **where)
+        if intent.name == "write":
+            return self.drafts.write(intent.argument, **where)
+        if intent.name == "summarize":
+            return self.data.summarize(req, intent.argument, fetcher)
+        if intent.name == "question":
+            return self.data.question(req)
+        if intent.name == "report":
+            return self.weekly_report(dt.date.fromisoformat(req.today) if req.today else self._today())
         if intent.name == "plan":
             if not intent.argument.strip():
                 return [TextReply("What should I plan? Try: `plan: launch the pricing page by Dec 20`", "error")]
@@ -123,6 +159,10 @@ class Assistant:
             for uid, tasks in per_member.items()
         ]
 
+    def weekly_report(self, today: dt.date) -> list[Reply]:
+        """The team's weekly report (Markdown and charts), for chat and the scheduled post."""
+        return self.data.weekly(today)
+
     def _my_tasks(self, user: str) -> list[Reply]:
         tasks = self.store.tasks_for(user)
         if not tasks and self.store.member(user) is None:
@@ -133,6 +173,8 @@ class Assistant:
     # -- buttons -----------------------------------------------------------------------------------
 
     def _act(self, act: ActionRequest) -> list[Reply]:
+        if act.action == "retry":  # the id names a kept generation request, not a task
+            return self.drafts.retry(act.task_id, user=act.user)
         task = self.store.task(act.task_id) if 0 < act.task_id <= _MAX_TASK_ID else None
         if task is None:
             raise TaskwrightError(f"Task {act.task_id} no longer exists.")
@@ -151,6 +193,11 @@ class Assistant:
                 raise TaskwrightError(f"Only {_who(owner)} or the requester can mark “{task.title}” done.")
             if task.status != "done":  # a double click records one event, not two
                 self.store.set_status(task.id, "done", actor=act.user, why="marked done")
+        elif act.action == "generate":
+            if task.kind not in ("text", "image"):
+                raise TaskwrightError(f"“{task.title}” is {task.kind} work; drafts are for text and image tasks.")
+            return self.drafts.for_task(task, plan, user=act.user, channel=act.channel,
+                                        thread_ts=act.thread_ts or act.message_ts or plan.thread_ts)
         elif act.action == "reassign":
             if act.user not in (owner, plan.requester) and self.store.member(act.user) is None:
                 raise TaskwrightError(f"Only the team, the requester or {_who(owner)} can reassign "
@@ -204,7 +251,16 @@ def build_playbook_planner(settings: Settings | None = None, *, embedder: Embedd
                    assign_time_limit_s=settings.assign_time_limit_s if settings else 0.5)
 
 
-def build_assistant(settings: Settings, *, store: Store | None = None, planner: Planner | None = None) -> Assistant:
-    """The assistant for settings; the planner (models) loads on first use unless one is given."""
+def build_assistant(settings: Settings, *, store: Store | None = None, planner: Planner | None = None,
+                    text_model: Any = None, image_model: Any = None) -> Assistant:
+    """The assistant for settings; the planner and generators load on first use unless given.
+
+    Generators come from generation/client.py: HTTP when TASKWRIGHT_GENERATION_URL is set, else in-process.
+    """
+    from generation.client import build_image_model, build_text_model
+
     store = store or Store(settings.db_path)
-    return Assistant(store=store, planner=planner or (lambda: build_playbook_planner(settings, with_llm=True)))
+    return Assistant(store=store, planner=planner or (lambda: build_playbook_planner(settings, with_llm=True)),
+                     text_model=text_model or (lambda: build_text_model(settings)),
+                     image_model=image_model or (lambda: build_image_model(settings)),
+                     files_dir=settings.files_dir, max_file_mb=settings.max_file_mb)

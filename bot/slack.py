@@ -24,9 +24,11 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 
 from bot.slack_http import EVENTS_PATH, SlackHTTPServer, make_http_server, payload_problem
+from bot.files import SlackFiles
 from bot.slack_render import (
     SlackFile,
     SlackMessage,
+    SlackUpload,
     clean_text,
     page_of_task,
     ref_id,
@@ -102,6 +104,11 @@ class SlackAdapter:
         self.client = client
         self.worker = worker
         self._dm_channels: dict[str, str] = {}
+        self.files = SlackFiles(client.token or "", self._file_info)
+
+    def _file_info(self, file_id: str) -> dict[str, Any]:
+        info: dict[str, Any] = self.client.files_info(file=file_id)["file"]
+        return info
 
     # -- entry points (called on bolt's threads; they only queue work) ---------------------------------
 
@@ -127,7 +134,7 @@ class SlackAdapter:
                 )
                 target.status_ts = status
                 target.thread_ts = target.thread_ts or status
-            replies = self.assistant.handle(req)
+            replies = self.assistant.handle(req, fetcher=self.files)
         except Exception:
             log.exception("Slack: answering failed (user=%s channel=%s ts=%s)", req.user, req.channel, req.ts)
             replies = [TextReply(OOPS, kind="error")]
@@ -181,6 +188,18 @@ class SlackAdapter:
 
     def _post(self, target: Target, out: SlackMessage | SlackFile) -> str | None:
         """Post one message in the thread (or turn the status message into it); returns its ts."""
+        if isinstance(out, SlackUpload):
+            source: dict[str, Any] = {"file": out.path} if out.path else {"content": out.data or b""}
+            self.client.files_upload_v2(
+                channel=target.channel,
+                thread_ts=target.thread_ts,
+                filename=out.filename,
+                title=out.title,
+                alt_txt=out.alt_text or None,
+                initial_comment=out.comment or None,
+                **source,
+            )
+            return None
         if isinstance(out, SlackFile):
             self.client.files_upload_v2(
                 channel=target.channel,
@@ -206,7 +225,7 @@ class SlackAdapter:
     def _post_ephemeral(self, target: Target, reply: TextReply) -> None:
         """An error only the asking or clicking user sees (e.g. "only the assignee can accept")."""
         for out in render(reply):
-            text = out.text if isinstance(out, SlackMessage) else out.comment
+            text = out.text if isinstance(out, SlackMessage) else out.comment or out.title
             self.client.chat_postEphemeral(
                 channel=target.channel, user=target.user, text=text, thread_ts=target.ephemeral_thread_ts
             )
@@ -285,6 +304,7 @@ def build_slack_app(
         worker=worker or ThreadPoolExecutor(max_workers=2, thread_name_prefix="taskwright-slack"),
     )
     _register(app, adapter)
+    app._taskwright_adapter = adapter  # type: ignore[attr-defined]
     return app
 
 
@@ -307,7 +327,8 @@ def _register(app: App, adapter: SlackAdapter) -> None:
 
     def on_event(body: dict[str, Any], event: dict[str, Any], context: Any) -> None:
         try:
-            req = to_chat_request(event, event_id=body.get("event_id"), bot_user_id=context.bot_user_id)
+            req = to_chat_request(event, event_id=body.get("event_id"), bot_user_id=context.bot_user_id,
+                                  thread_has_table=_thread_has_table)
         except ValueError as e:
             addressed = event.get("type") == "app_mention" or event.get("channel_type") == "im"
             what = f"a {event.get('type')} event ({body.get('event_id')})"
@@ -315,6 +336,13 @@ def _register(app: App, adapter: SlackAdapter) -> None:
             return
         if req is not None:
             adapter.submit(adapter.answer, req)
+
+    def _thread_has_table(channel: str, thread_ts: str) -> bool:
+        try:
+            return store.table_for(channel, thread_ts) is not None
+        except Exception:
+            log.exception("Slack: could not look up the table of thread %s/%s", channel, thread_ts)
+            return False
 
     app.event("app_mention")(on_event)
     app.event("message")(on_event)
@@ -333,6 +361,23 @@ def _register(app: App, adapter: SlackAdapter) -> None:
             return
         req = ChatRequest(user=str(user), text=("plan: " + clean_text(text)).strip(), channel=str(channel))
         adapter.submit(adapter.answer, req)
+
+    def on_command(prefix: str) -> Callable[..., None]:
+        def handler(ack: Callable[..., None], command: dict[str, Any]) -> None:
+            ack()
+            user, channel, text = command.get("user_id"), command.get("channel_id"), command.get("text") or ""
+            if not (_is_id(user) and _is_id(channel) and isinstance(text, str)):
+                _refuse_malformed(adapter, f"a {command.get('command')} command",
+                                  "user_id, channel_id or text missing or not text", user, channel)
+                return
+            req = ChatRequest(user=str(user), text=f"{prefix} {clean_text(text)}".strip(), channel=str(channel))
+            adapter.submit(adapter.answer, req)
+
+        return handler
+
+    app.command("/generate")(on_command("/generate"))  # /generate image …, /generate text …
+    app.command("/summarize")(on_command("/summarize"))  # /summarize <file link or id>
+    app.command("/report")(on_command("weekly report"))
 
     @app.action(re.compile(r"^task_[a-z]+$"))
     def on_task_button(ack: Callable[..., None], body: dict[str, Any], action: dict[str, Any]) -> None:
@@ -367,11 +412,15 @@ def run_http(assistant: Assistant, settings: Settings, *, port: int = 3000, host
             "HTTP mode verifies every request: set SLACK_SIGNING_SECRET (Basic Information page)."
         )
     worker = ThreadPoolExecutor(max_workers=2, thread_name_prefix="taskwright-slack")
-    server = make_http_server(build_slack_app(assistant, settings, worker=worker), host=host, port=port)
+    app = build_slack_app(assistant, settings, worker=worker)
+    server = make_http_server(app, host=host, port=port)
+    scheduler = start_report_scheduler(app, settings)
     log.info("Slack HTTP mode: listening on http://%s:%d%s", host, server.port, EVENTS_PATH)
     try:
         server.serve_forever()
     finally:
+        if scheduler:
+            scheduler.stop()
         server.server_close()
         worker.shutdown(wait=True, cancel_futures=True)
 
@@ -426,7 +475,34 @@ def run_socket_mode(assistant: Assistant, settings: Settings) -> None:
         )
     worker = ThreadPoolExecutor(max_workers=2, thread_name_prefix="taskwright-slack")
     app = build_slack_app(assistant, settings, worker=worker)
+    scheduler = start_report_scheduler(app, settings)
     try:
         socket_mode_handler(app, settings.slack_app_token).start()
     finally:
+        if scheduler:
+            scheduler.stop()
         worker.shutdown(wait=True, cancel_futures=True)
+
+
+def slack_adapter(app: App) -> SlackAdapter:
+    """The adapter build_slack_app attached to app (for the scheduler and tests)."""
+    adapter: SlackAdapter = app._taskwright_adapter  # type: ignore[attr-defined]
+    return adapter
+
+
+def start_report_scheduler(app: App, settings: Settings) -> Any:
+    """Post the weekly report to settings.report_channel at settings.report_schedule; None when not set."""
+    from bot.scheduler import ReportScheduler, parse_schedule
+
+    if not settings.report_channel or not settings.report_schedule.strip():
+        log.info("weekly report: not scheduled (set TASKWRIGHT_REPORT_CHANNEL and TASKWRIGHT_REPORT_SCHEDULE)")
+        return None
+    adapter = slack_adapter(app)
+    channel = settings.report_channel
+
+    def post(today: Any) -> None:
+        adapter.deliver(adapter.assistant.weekly_report(today), Target(channel, None, "scheduler"))
+
+    scheduler = ReportScheduler(parse_schedule(settings.report_schedule), post, store=adapter.assistant.store)
+    scheduler.start()
+    return scheduler

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,9 +30,11 @@ from slack_sdk.models.blocks import (
 from bot.types import (
     ACTIONS,
     ActionRequest,
+    ButtonsReply,
     ChatRequest,
     DirectMessage,
     FileRef,
+    FileReply,
     PlanReply,
     Reply,
     TaskListReply,
@@ -53,7 +55,7 @@ TEXT_FILE_CHARS = 12_000  # longer text goes up as a file
 FALLBACK_CHARS = 3000  # the notification `text` of a message
 ROWS_PER_LIST_PAGE = 40  # task list / team rows per message
 
-ACTION_IDS = {"accept": "task_accept", "reassign": "task_reassign", "done": "task_done"}
+ACTION_IDS = {name: f"task_{name}" for name in ACTIONS}  # task_accept, …, task_generate, task_retry
 _SLACK_ID = re.compile(r"[UW][A-Z0-9]{2,}")
 PERSON_SUBTYPES = (None, "file_share", "thread_broadcast")
 _EVENT_TEXT = ("user", "text", "channel", "ts", "thread_ts", "channel_type", "type")  # must be strings  # other subtypes: edits, deletions, joins, bots
@@ -82,7 +84,19 @@ class SlackFile:
     comment: str
 
 
-SlackOutput = SlackMessage | SlackFile
+@dataclass(frozen=True)
+class SlackUpload:
+    """A file reply (an image grid, a chart) for files_upload_v2: bytes or a path on disk."""
+
+    filename: str
+    title: str
+    data: bytes | None
+    path: str | None
+    alt_text: str
+    comment: str
+
+
+SlackOutput = SlackMessage | SlackFile | SlackUpload
 
 
 def escape(text: str) -> str:
@@ -128,12 +142,14 @@ def is_person_message(event: dict[str, Any], *, bot_user_id: str | None) -> bool
 
 
 def to_chat_request(
-    event: dict[str, Any], *, event_id: str | None, bot_user_id: str | None
+    event: dict[str, Any], *, event_id: str | None, bot_user_id: str | None,
+    thread_has_table: Callable[[str, str], bool] | None = None,
 ) -> ChatRequest | None:
     """The ChatRequest for an app_mention or message event, or None when the bot should stay quiet.
 
-    Channel messages count only when they start with "plan:" and do not mention the bot (the app_mention
-    event carries those); DMs always count. ValueError when a field has a type Slack never sends.
+    Channel messages count only when they start with "plan:" or are in a thread that has a table (follow-up
+    questions about a shared file), and do not mention the bot (the app_mention event carries those); DMs
+    always count. ValueError when a field has a type Slack never sends.
     """
     if not is_person_message(event, bot_user_id=bot_user_id):
         return None
@@ -150,7 +166,10 @@ def to_chat_request(
     is_dm = event.get("channel_type") == "im"
     mentions_bot = bool(bot_user_id) and f"<@{bot_user_id}" in raw  # the app_mention event carries it
     if event.get("type") == "message" and not is_dm and (mentions_bot or not _CHANNEL_PLAN.match(text)):
-        return None
+        thread = event.get("thread_ts")
+        follow_up = bool(thread) and not mentions_bot and not files and thread_has_table is not None
+        if not (follow_up and thread_has_table(event["channel"], thread)):  # type: ignore[misc]
+            return None
     channel, ts, thread_ts = event["channel"], event.get("ts"), event.get("thread_ts")
     files_in = tuple(_file_ref(f) for f in files)
     return ChatRequest(event["user"], text, channel, ts, thread_ts, is_dm, files_in, event_id)
@@ -218,7 +237,11 @@ def render(reply: Reply) -> list[SlackOutput]:
     if isinstance(reply, DirectMessage):
         return render(reply.body)
     if isinstance(reply, TextReply):
-        return render_text(reply.text, kind=reply.kind)
+        return render_text(reply.text, kind=reply.kind, generated=reply.generated)
+    if isinstance(reply, FileReply):
+        return [render_file(reply)]
+    if isinstance(reply, ButtonsReply):
+        return [render_buttons(reply)]
     if isinstance(reply, PlanReply):
         return [render_plan_page(reply.plan, page, note=reply.note) for page in range(plan_pages(reply.plan))]
     if isinstance(reply, TaskListReply):
@@ -231,18 +254,49 @@ def render(reply: Reply) -> list[SlackOutput]:
 # ---- text ------------------------------------------------------------------------------------------
 
 
-def render_text(text: str, *, kind: str = "info") -> list[SlackOutput]:
-    """Plain text as sections of at most TEXT_CHUNK_CHARS, several messages if needed, a file past a limit."""
+def render_file(reply: FileReply) -> SlackUpload:
+    """A file reply as an upload; titles and comments are service text (escaped, mentions kept)."""
+    return SlackUpload(
+        filename=reply.filename,
+        title=plain(clip(reply.title or reply.filename, 250)),
+        data=reply.data,
+        path=str(reply.path) if reply.path is not None and reply.data is None else None,
+        alt_text=plain(clip(reply.alt_text, 1000)),
+        comment=escape_text(clip(reply.comment, SECTION_CHARS)),
+    )
+
+
+def render_buttons(reply: ButtonsReply) -> SlackMessage:
+    """A service message with buttons (Retry, …): one section and one actions block."""
+    prefix = ":warning: " if reply.kind == "error" else ""
+    text = prefix + escape_text(clip(reply.text, SECTION_CHARS - len(prefix)))
+    buttons = [
+        ButtonElement(text=plain(clip(b.label, 75)), action_id=ACTION_IDS[b.action], value=str(b.value),
+                      style="primary" if b.primary else None)
+        for b in reply.buttons[:25]
+    ]
+    blocks: list[Block] = [SectionBlock(text=MarkdownTextObject(text=text))]
+    if buttons:
+        blocks.append(ActionsBlock(elements=buttons))
+    return SlackMessage(text=clip(text, FALLBACK_CHARS), blocks=_dicts(blocks))
+
+
+def render_text(text: str, *, kind: str = "info", generated: bool = False) -> list[SlackOutput]:
+    """Plain text as sections of at most TEXT_CHUNK_CHARS, several messages if needed, a file past a limit.
+
+    generated=True (model output): everything is escaped, so no mention, `<!channel>` or link can come of it.
+    """
     body = text.strip() or "(empty)"
+    esc = escape if generated else escape_text
     prefix = ":warning: " if kind == "error" else ""
     if len(body) > TEXT_FILE_CHARS:
         comment = (
             prefix
-            + escape_text(clip(body.split("\n", 1)[0], 200))
+            + esc(clip(body.split("\n", 1)[0], 200))
             + f"\n_(full text, {len(body):,} characters, attached)_"
         )
         return [SlackFile(filename="reply.txt", content=body, title="Full reply", comment=comment)]
-    chunks = split_text(escape_text(body), TEXT_CHUNK_CHARS)
+    chunks = split_text(esc(body), TEXT_CHUNK_CHARS)
     messages: list[SlackOutput] = []
     for start in range(0, len(chunks), SECTIONS_PER_TEXT_MESSAGE):
         part = chunks[start : start + SECTIONS_PER_TEXT_MESSAGE]
@@ -374,8 +428,11 @@ def task_buttons(task: Task) -> list[ButtonElement]:
         names.append("accept")
     if task.status != "done":
         names += ["reassign", "done"]
-    labels = {"accept": "Accept", "reassign": "Reassign" if task.assignee else "Find someone", "done": "Done"}
-    styles = {"accept": "primary", "done": None, "reassign": None}
+        if task.kind in ("text", "image"):
+            names.append("generate")
+    labels = {"accept": "Accept", "reassign": "Reassign" if task.assignee else "Find someone", "done": "Done",
+              "generate": "Generate draft"}
+    styles = {"accept": "primary", "done": None, "reassign": None, "generate": None}
     return [
         ButtonElement(text=labels[n], action_id=ACTION_IDS[n], value=str(task.id), style=styles[n])
         for n in names

@@ -12,6 +12,7 @@ import json
 import logging
 import sqlite3
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -260,6 +261,83 @@ class Store:
             self.db.conn.commit()
             return cur.rowcount == 1
 
+    # -- generations, thread tables, scheduled posts -----------------------------------------------
+
+    def record_generation(self, kind: str, prompt: str, *, requester: str, channel: str = "",
+                          thread_ts: str = "", n: int = 1, seed: int | None = None,
+                          task_id: int | None = None) -> Generation:
+        """Keep a generation request before calling the generator, so a failure can be retried later."""
+        now = _now()
+        with self._lock, self.db.atomic():
+            gen_id = self.db["generations"].insert(
+                {"kind": kind, "prompt": prompt, "n": n, "seed": seed, "requester": requester,
+                 "channel": channel, "thread_ts": thread_ts, "task_id": task_id, "status": "pending",
+                 "error": None, "result_path": None, "result_text": None, "created_at": now, "updated_at": now}
+            ).last_pk
+        gen = self.generation(int(gen_id))
+        assert gen is not None
+        return gen
+
+    def generation(self, gen_id: int) -> Generation | None:
+        with self._lock:
+            rows = list(self.db["generations"].rows_where("id = ?", [gen_id]))
+        return _generation(rows[0]) if rows else None
+
+    def pending_generations(self) -> list[Generation]:
+        """Requests kept because the generator was unavailable, oldest first."""
+        with self._lock:
+            return [_generation(r) for r in self.db["generations"].rows_where("status = 'pending'", order_by="id")]
+
+    def generations_for_task(self, task_id: int) -> list[Generation]:
+        with self._lock:
+            return [_generation(r) for r in self.db["generations"].rows_where("task_id = ?", [task_id], order_by="id")]
+
+    def note_generation_error(self, gen_id: int, error: str, *, final: bool) -> None:
+        """Record why a try failed; final=True (the input was refused) closes the request."""
+        changes = {"error": error[:1000], "updated_at": _now()} | ({"status": "failed"} if final else {})
+        with self._lock, self.db.atomic():
+            self.db["generations"].update(gen_id, changes)
+
+    def finish_generation(self, gen_id: int, *, actor: str, result_path: str | None = None,
+                          result_text: str | None = None) -> Generation:
+        """Mark a request done with its output; a task's draft is also recorded in the task's audit trail."""
+        with self._lock, self.db.atomic():
+            self.db["generations"].update(gen_id, {"status": "done", "result_path": result_path,
+                                                   "result_text": result_text, "error": None,
+                                                   "updated_at": _now()})
+            row = self.db["generations"].get(gen_id)
+            if row["task_id"] is not None:
+                task = self.db["tasks"].get(row["task_id"])
+                self._event(row["task_id"], task["plan_id"], actor, "draft", None,
+                            json.dumps({"generation": gen_id, "kind": row["kind"], "path": result_path}),
+                            f"{row['kind']} draft generated")
+        gen = self.generation(gen_id)
+        assert gen is not None
+        return gen
+
+    def remember_table(self, channel: str, thread_ts: str, path: str | Path, name: str) -> None:
+        """The table a thread talks about, so follow-up questions there are answered from it."""
+        with self._lock, self.db.atomic():
+            self.db["thread_tables"].upsert({"channel": channel, "thread_ts": thread_ts, "path": str(path),
+                                             "name": name, "created_at": _now()}, pk=("channel", "thread_ts"))
+
+    def table_for(self, channel: str, thread_ts: str | None) -> tuple[Path, str] | None:
+        """(stored file, display name) remembered for the thread, or None."""
+        if not thread_ts:
+            return None
+        with self._lock:
+            rows = list(self.db["thread_tables"].rows_where("channel = ? AND thread_ts = ?", [channel, thread_ts]))
+        return (Path(rows[0]["path"]), rows[0]["name"]) if rows else None
+
+    def claim_scheduled(self, key: str) -> bool:
+        """True the first time a scheduled post (e.g. "weekly:2026-12-04") is claimed; False if already made."""
+        with self._lock:
+            cur = self.db.execute(
+                "INSERT OR IGNORE INTO scheduled_posts (key, posted_at) VALUES (?, ?)", [key, _now()]
+            )
+            self.db.conn.commit()
+            return cur.rowcount == 1
+
     # -- internals ---------------------------------------------------------------------------------
 
     def _open_task_rows(self, where: str, params: list[Any]) -> list[dict[str, Any]]:
@@ -291,6 +369,32 @@ class Store:
             {"task_id": task_id, "plan_id": plan_id, "actor": actor, "action": action,
              "before": before, "after": after, "why": why, "at": _now()}
         )
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One generation request (an image grid or a text draft) and where it stands."""
+
+    id: int
+    kind: str
+    prompt: str
+    n: int
+    seed: int | None
+    requester: str
+    channel: str
+    thread_ts: str
+    task_id: int | None
+    status: str
+    error: str
+    result_path: str
+    result_text: str
+
+
+def _generation(r: Mapping[str, Any]) -> Generation:
+    return Generation(id=r["id"], kind=r["kind"], prompt=r["prompt"] or "", n=int(r["n"] or 1), seed=r["seed"],
+                      requester=r["requester"] or "", channel=r["channel"] or "", thread_ts=r["thread_ts"] or "",
+                      task_id=r["task_id"], status=r["status"], error=r["error"] or "",
+                      result_path=r["result_path"] or "", result_text=r["result_text"] or "")
 
 
 def _member(r: Mapping[str, Any]) -> Member:

@@ -7,6 +7,7 @@ render each Reply; the service (bot/service.py) never sees a platform object.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal, Union
 
 from planner.types import Member, Plan, Task
@@ -42,13 +43,16 @@ class ChatRequest:
         return self.thread_ts or self.ts
 
 
-ActionName = Literal["accept", "reassign", "done"]
-ACTIONS: tuple[str, ...] = ("accept", "reassign", "done")
+ActionName = Literal["accept", "reassign", "done", "generate", "retry"]
+ACTIONS: tuple[str, ...] = ("accept", "reassign", "done", "generate", "retry")
 
 
 @dataclass(frozen=True)
 class ActionRequest:
-    """A button click on a task: accept, reassign or done."""
+    """A button click: accept, reassign, done or generate (a draft) on a task; retry on a kept generation.
+
+    task_id is the id the button names: a task, or for "retry" the kept generation request.
+    """
 
     user: str
     action: ActionName
@@ -63,6 +67,50 @@ class TextReply:
     """Plain text (Slack mrkdwn-safe: the renderer escapes it)."""
 
     text: str
+    kind: Literal["info", "error", "status"] = "info"
+    generated: bool = False  # model output: rendered fully escaped, so it can never mention anyone
+
+
+@dataclass(frozen=True)
+class FileReply:
+    """A file for the thread: bytes (data) or a file on disk (path, under settings.files_dir)."""
+
+    filename: str
+    title: str = ""
+    data: bytes | None = None
+    path: Path | None = None
+    alt_text: str = ""
+    comment: str = ""
+
+    def read_bytes(self) -> bytes:
+        if self.data is not None:
+            return self.data
+        if self.path is None:
+            raise ValueError(f"{self.filename}: a FileReply needs data or a path")
+        return self.path.read_bytes()
+
+
+@dataclass(frozen=True)
+class ImageReply(FileReply):
+    """A PNG (an image grid, a chart): Slack shows it inline with alt_text."""
+
+
+@dataclass(frozen=True)
+class Button:
+    """A button on a ButtonsReply: action is an ActionName, value the id it names."""
+
+    label: str
+    action: str
+    value: int
+    primary: bool = False
+
+
+@dataclass(frozen=True)
+class ButtonsReply:
+    """A short service message with buttons (e.g. "Retry" for a kept generation request)."""
+
+    text: str
+    buttons: tuple[Button, ...]
     kind: Literal["info", "error", "status"] = "info"
 
 
@@ -100,14 +148,16 @@ class DirectMessage:
     body: "Reply"
 
 
-Reply = Union[TextReply, PlanReply, TaskListReply, TeamReply, DirectMessage]
+Reply = Union[TextReply, PlanReply, TaskListReply, TeamReply, DirectMessage, FileReply, ButtonsReply]
 
 
 @dataclass(frozen=True)
 class Intent:
     """What the router made of a request. slow: show a "working on it" status first."""
 
-    name: Literal["plan", "my_tasks", "team", "board", "help", "empty", "unknown"]
+    name: Literal["plan", "my_tasks", "team", "board", "help", "empty", "unknown", "draw", "write",
+                  "summarize", "question", "report"]
     argument: str = ""
     slow: bool = False
     status_text: str = ""
+    fallback: bool = False  # nothing explicit matched: free text taken as a work request

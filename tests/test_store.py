@@ -28,7 +28,7 @@ def test_migrations_apply_once_and_reopen(tmp_path: Path) -> None:
     again = Store(path)
     assert [m.slack_id for m in again.members()] == ["U0ANA"]
     names = [r[0] for r in sqlite3.connect(path).execute("select name from _sqlite_migrations")]
-    assert names == ["m001_initial"]
+    assert names == ["m001_initial", "m002_generation_and_files"]
 
 
 def test_plan_round_trip_and_open_hours(tmp_path: Path) -> None:
