@@ -25,7 +25,7 @@ def tables() -> dict[str, pd.DataFrame]:
 
 
 def _as_dict(table: pd.DataFrame) -> dict:
-    return {(k if not isinstance(k, float) else k): v for k, v in zip(table.iloc[:, 0], table.iloc[:, -1])}
+    return dict(zip(table.iloc[:, 0], table.iloc[:, -1]))
 
 
 def test_total_by_group_matches_pandas(tables, embedder, tmp_path: Path) -> None:
@@ -89,6 +89,12 @@ def test_chinese_questions(tables, embedder) -> None:
     col = b.spec["aggregate"]["column"]
     assert col in ("total", "revenue")
     assert _as_dict(b.table) == pytest.approx(sales.groupby(months)[col].mean().to_dict())
+    d = answer_question(store, "每个地区的平均利润", embedder=embedder)
+    assert d.ok and _as_dict(d.table) == pytest.approx(store.groupby("Region")["Profit"].mean().to_dict())
+    e = answer_question(store, "按类别和地区统计利润", embedder=embedder)
+    both = store.groupby(["Category", "Region"])["Profit"].sum()
+    assert e.ok and [g["column"] for g in e.spec["group_by"]] == ["Category", "Region"]
+    assert {(r[0], r[1]): r[2] for r in e.table.itertuples(index=False)} == pytest.approx(both.to_dict())
     c = answer_question(sales, "收入最高的前3个国家", embedder=embedder)
     top = sales.groupby("country")["revenue"].sum().sort_values(ascending=False).head(3)
     assert c.ok and list(c.table["country"]) == list(top.index)
@@ -104,8 +110,24 @@ def test_filters_from_where_and_from_category_values(tables, embedder) -> None:
     c = answer_question(df, "sum of profit where discount > 0.2 and category = Furniture", embedder=embedder)
     rows = df[(df["Discount"] > 0.2) & (df["Category"] == "Furniture")]
     assert c.ok and c.table.iat[0, 0] == pytest.approx(rows["Profit"].sum())
+    e = answer_question(df, "sum of sales where state in (California, Texas)", embedder=embedder)
+    assert e.ok and e.table.iat[0, 0] == pytest.approx(df.loc[df["State"].isin(["California", "Texas"]), "Sales"].sum())
+    f = answer_question(df, "count rows where city contains york", embedder=embedder)
+    assert f.ok and f.table.iat[0, 0] == df["City"].str.contains("York").sum()
     d = answer_question(df, "how many distinct cities by region", embedder=embedder)
     assert d.ok and _as_dict(d.table) == df.groupby("Region")["City"].nunique().to_dict()
+
+
+def test_date_filters_and_periods(tables, embedder) -> None:
+    df = tables["global_sales_sample"]
+    stamps = pd.to_datetime(df["timestamp"])
+    a = answer_question(df, "total revenue where timestamp >= 2023-01-01", embedder=embedder)
+    assert a.ok and a.table.iat[0, 0] == pytest.approx(df.loc[stamps >= "2023-01-01", "revenue"].sum())
+    b = answer_question(df, "weekly revenue", embedder=embedder)
+    weeks = stamps.dt.to_period("W-SUN").dt.start_time.dt.strftime("%Y-%m-%d")
+    assert b.ok and _as_dict(b.table) == pytest.approx(df.groupby(weeks)["revenue"].sum().to_dict())
+    c = answer_question(tables["superstore_orders"], "total sales by month", embedder=embedder)
+    assert not c.ok and "no date column" in c.text
 
 
 def test_empty_result_names_the_known_values(tables, embedder) -> None:

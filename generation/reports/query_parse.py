@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from generation.reports.query_spec import (
-    Aggregate, Filter, GroupBy, Part, QuerySpec, Sort, date_series, is_numeric,
+    Aggregate, Filter, GroupBy, Part, QuerySpec, Sort, is_numeric, looks_like_dates,
 )
 
 log = logging.getLogger(__name__)
@@ -48,12 +48,13 @@ AGGS: list[tuple[str, str]] = [
 ]
 LEAD = re.compile(r"^(?:(?:what|which)(?:'s| is| are| was| were)?|show(?: me)?|give(?: me)?|list|tell me|"
                   r"compute|calculate|find|get|display|plot|chart|please)\b\s*", re.I)
-OPS = [(r"between", "between"), (r">=|=>|≥|is at least|at least", ">="), (r"<=|=<|≤|is at most|at most", "<="),
-       (r"!=|<>|is not|isn't|not", "!="),
-       (r">|is (?:greater|more|higher) than|(?:greater|more|higher) than|above|over|exceeds", ">"),
-       (r"<|is (?:less|lower|smaller) than|(?:less|lower|smaller) than|below|under", "<"),
-       (r"contains|includes|has|like", "contains"), (r"in", "in"),
-       (r"==|=|equals|is equal to|is", "=")]
+# (symbols, words, op): words must stand alone ("shipping" holds "in").
+OPS = [("", "between", "between"), (">=|=>|≥", "is at least|at least", ">="), ("<=|=<|≤", "is at most|at most", "<="),
+       ("!=|<>", "is not|isn't|not", "!="),
+       (">", "is (?:greater|more|higher) than|(?:greater|more|higher) than|above|over|exceeds", ">"),
+       ("<", "is (?:less|lower|smaller) than|(?:less|lower|smaller) than|below|under", "<"),
+       ("", "contains|includes|has|like", "contains"), ("", "in|is one of", "in"),
+       ("==|=", "equals|is equal to|is", "=")]
 
 
 class Unplaced(ValueError):
@@ -92,7 +93,7 @@ class Columns:
 
     def dates(self) -> list[str]:
         if self._dates is None:
-            self._dates = [c for c in self.names if c not in self.numeric and date_series(self.df[c]) is not None]
+            self._dates = [c for c in self.names if c not in self.numeric and looks_like_dates(self.df[c])]
         return self._dates
 
     def match(self, phrase: str, *, numeric: bool = False) -> str:
@@ -189,7 +190,7 @@ def parse_question(question: str, cols: Columns) -> QuerySpec | None:
     filters: list[Filter] = []
     text = _take_year(text, cols, filters)
     text, where = _split(text, r"\s+(?:where|whose|when|if|with|having)\s+(?=.*(?:=|<|>|\bis\b|\bcontains\b|"
-                               r"\bbetween\b|\babove\b|\bbelow\b|\bover\b|\bunder\b|\bthan\b|\bat least\b|"
+                               r"\bbetween\b|\bin\s*\(|\babove\b|\bbelow\b|\bover\b|\bunder\b|\bthan\b|\bat least\b|"
                                r"\bat most\b))")
     if where:
         where, after = _split(where, r"\s+(?:grouped by|broken down by|by|per|for each)\s+")
@@ -273,8 +274,9 @@ def _conditions(where: str, cols: Columns) -> list[Filter]:
 
 
 def _condition(part: str, cols: Columns) -> Filter:
-    for pattern, op in OPS:
-        m = re.fullmatch(rf"(.+?)\s*(?:{pattern})\s*(.+)", part, re.I)
+    for symbols, words, op in OPS:
+        m = re.fullmatch(rf"(.+?)\s*(?:{symbols})\s*(.+)", part, re.I) if symbols else None
+        m = m or re.fullmatch(rf"(.+?)\s+(?:{words})\s+(.+)", part, re.I)
         if not m:
             continue
         col = cols.match(m.group(1))
@@ -302,6 +304,8 @@ def _group(phrase: str, cols: Columns) -> GroupBy:
     exact = [c for c in cols.names if _norm(c) == word]
     if part and cols.dates() and not (exact and part in ("year", "quarter")):
         return GroupBy(column=cols.dates()[0], part=part)
+    if part and not exact:
+        raise Unplaced(f"{phrase} (the table has no date column)")
     return GroupBy(column=exact[0] if exact else cols.match(phrase))
 
 
@@ -365,7 +369,7 @@ ZH_DIGITS = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 
 
 
 def _zh_term(phrase: str) -> str:
-    phrase = phrase.strip(" 的")
+    phrase = re.sub(r"[和与及、]", " and ", phrase.strip(" 的"))
     if phrase in ZH_TERMS:
         return ZH_TERMS[phrase]
     for zh, en in sorted(ZH_TERMS.items(), key=lambda kv: -len(kv[0])):
@@ -399,13 +403,14 @@ def from_chinese(text: str) -> str:
     m = re.match(r"^按(?:照)?(?P<g>.+?)(?:统计|汇总|计算|求|分组|看)(?:的)?(?P<m>.+)$", text)
     if m:
         return f"{_zh_measure(m.group('m'))} by {_zh_group(m.group('g'))}"
-    m = re.match(r"^(?:每个?|各个?)(?P<g>月|年|季度|季|周|星期|天|日|[^的\s]+?)的?(?P<m>(?:平均|总|最高|最低|不同).+|.+)$", text)
+    m = re.match(r"^(?:每个?|各个?)(?P<g>月|年|季度|季|周|星期|天|日)的?(?P<m>.+)$", text) or re.match(
+        r"^(?:每个?|各个?)(?P<g>[^的]+)的(?P<m>.+)$", text)
     if m:
         return f"{_zh_measure(m.group('m'))} per {_zh_group(m.group('g'))}"
     m = re.match(r"^(?P<m>.+?)(?:的)?(?:总和|总计|合计|总额)$", text)
     if m:
         return f"total {_zh_term(m.group('m'))}"
-    return _zh_term(text)
+    return _zh_measure(text) if any(zh in text for zh, _ in ZH_AGGS) else _zh_term(text)
 
 
 def _zh_group(phrase: str) -> str:

@@ -113,27 +113,36 @@ def _filter_label(f: Filter) -> str:
         return f"{col} is present"
     if f.op == "between":
         return f"{col} between {f.value[0]} and {f.value[1]}"
+    if f.op == "in":
+        return f"{col} in ({', '.join(map(str, f.value))})"
     return f"{col} {f.op} {f.value}"
 
 
 # -- column kinds ---------------------------------------------------------------------------------
 
 
-def date_series(s: pd.Series) -> pd.Series | None:
-    """The column as datetimes when it holds dates (at least 90% of non-missing values parse), else None."""
+def looks_like_dates(s: pd.Series) -> bool:
+    """Cheap test on up to 200 values: a datetime column, or text where 90% look like and parse as dates."""
     if pd.api.types.is_datetime64_any_dtype(s):
-        return s
+        return True
     if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
-        return None
+        return False
     sample = s.dropna().astype(str).head(200)
-    if sample.empty or not sample.str.contains(r"\d{1,4}[-/.年]\d{1,2}", regex=True).mean() >= 0.9:
+    if sample.empty or sample.str.contains(r"\d{1,4}[-/.年]\d{1,2}", regex=True).mean() < 0.9:
+        return False
+    return bool(pd.to_datetime(sample, errors="coerce", format="mixed").notna().mean() >= 0.9)
+
+
+def date_series(s: pd.Series) -> pd.Series | None:
+    """The column as naive datetimes when it holds dates (90% of non-missing values parse), else None."""
+    if pd.api.types.is_datetime64_any_dtype(s):
+        return s.dt.tz_localize(None) if getattr(s.dt, "tz", None) is not None else s
+    if not looks_like_dates(s):
         return None
-    parsed = pd.to_datetime(s, errors="coerce", format="mixed", utc=False)
+    parsed = pd.to_datetime(s, errors="coerce", format="mixed", utc=True)
     if parsed.notna().sum() < 0.9 * s.notna().sum():
         return None
-    if getattr(parsed.dt, "tz", None) is not None:
-        parsed = parsed.dt.tz_localize(None)
-    return parsed
+    return parsed.dt.tz_localize(None)
 
 
 def is_numeric(s: pd.Series) -> bool:
@@ -155,6 +164,19 @@ def _date_part(dates: pd.Series, part: str) -> pd.Series:
 # -- execution ------------------------------------------------------------------------------------
 
 
+class _Dates:
+    """Parses each date column once per query (parsing a million strings takes seconds)."""
+
+    def __init__(self, df: pd.DataFrame) -> None:
+        self.df = df
+        self.cache: dict[str, pd.Series | None] = {}
+
+    def __call__(self, column: str) -> pd.Series | None:
+        if column not in self.cache:
+            self.cache[column] = date_series(self.df[column])
+        return self.cache[column]
+
+
 def check_spec(spec: QuerySpec, df: pd.DataFrame) -> None:
     """Raise SpecError when a column is unknown or the aggregate does not suit its column."""
     cols = set(map(str, df.columns))
@@ -164,31 +186,33 @@ def check_spec(spec: QuerySpec, df: pd.DataFrame) -> None:
         if name not in cols:
             raise SpecError(f"there is no column {name!r}")
     agg = spec.aggregate
-    if agg.func in NUMERIC_FUNCS and agg.column and not is_numeric(df[agg.column]):
-        if agg.func not in ("min", "max") or date_series(df[agg.column]) is None:
-            raise SpecError(f"{agg.column!r} is not numeric, so it has no {FUNC_LABELS[agg.func]}")
-    for item in [*spec.filters, *spec.group_by]:
-        if item.part and date_series(df[item.column]) is None:
+    if (agg.func in NUMERIC_FUNCS and agg.column and not is_numeric(df[agg.column])
+            and (agg.func not in ("min", "max") or not looks_like_dates(df[agg.column]))):
+        raise SpecError(f"{agg.column!r} is not numeric, so it has no {FUNC_LABELS[agg.func]}")
+    parted: list[Filter | GroupBy] = [*spec.filters, *spec.group_by]
+    for item in parted:
+        if item.part and not looks_like_dates(df[item.column]):
             raise SpecError(f"{item.column!r} holds no dates, so it has no {item.part}")
 
 
 def run_spec(spec: QuerySpec, df: pd.DataFrame) -> pd.DataFrame:
     """Execute the spec on df (never modified); the result's last column is the computed value."""
     check_spec(spec, df)
+    dates = _Dates(df)
     mask = pd.Series(True, index=df.index)
     for f in spec.filters:
-        mask &= _mask(df, f)
+        mask &= _mask(df, f, dates)
     rows = df.loc[mask]
     agg = spec.aggregate
     label = _value_label(agg)
     if not spec.group_by:
-        return pd.DataFrame({label: [_aggregate(rows, agg)]})
-    keys = [_key(rows, g).rename(_group_label(g)) for g in spec.group_by]
+        return pd.DataFrame({label: [_aggregate(rows, agg, dates)]})
+    keys = [_key(rows, g, dates).rename(_group_label(g)) for g in spec.group_by]
     grouped = rows.groupby(keys, dropna=True, sort=True)
     if agg.column is None:
         out = grouped.size()
     else:
-        values = _values(rows, agg)
+        values = _values(rows, agg, dates)
         out = values.groupby(keys, dropna=True, sort=True).agg(_PANDAS_FUNC[agg.func])
     out = out.rename(label).reset_index()
     return _sort_limit(out, spec, label)
@@ -205,28 +229,30 @@ def _value_label(agg: Aggregate) -> str:
     return f"{FUNC_LABELS[agg.func]} {agg.column}" if agg.func != "count" else f"count of {agg.column}"
 
 
-def _values(rows: pd.DataFrame, agg: Aggregate) -> pd.Series:
+def _values(rows: pd.DataFrame, agg: Aggregate, dates: _Dates) -> pd.Series:
+    assert agg.column is not None
     s = rows[agg.column]
     if agg.func in ("min", "max") and not is_numeric(s):
-        dates = date_series(s)
-        return dates if dates is not None else s
+        parsed = dates(agg.column)
+        return parsed.loc[rows.index] if parsed is not None else s
     return s
 
 
-def _aggregate(rows: pd.DataFrame, agg: Aggregate) -> Any:
+def _aggregate(rows: pd.DataFrame, agg: Aggregate, dates: _Dates) -> Any:
     if agg.column is None:
-        return int(len(rows))
-    values = _values(rows, agg)
+        return len(rows)
+    values = _values(rows, agg, dates)
     result = getattr(values, _PANDAS_FUNC[agg.func])()
     return result.item() if isinstance(result, np.generic) else result
 
 
-def _key(rows: pd.DataFrame, g: GroupBy) -> pd.Series:
+def _key(rows: pd.DataFrame, g: GroupBy, dates: _Dates) -> pd.Series:
     if g.part is None:
         return rows[g.column]
-    dates = date_series(rows[g.column])
-    assert dates is not None  # check_spec made sure
-    return _date_part(dates, g.part)
+    parsed = dates(g.column)
+    if parsed is None:
+        raise SpecError(f"{g.column!r} holds no dates, so it has no {g.part}")
+    return _date_part(parsed.loc[rows.index], g.part)
 
 
 def _sort_limit(out: pd.DataFrame, spec: QuerySpec, label: str) -> pd.DataFrame:
@@ -239,15 +265,16 @@ def _sort_limit(out: pd.DataFrame, spec: QuerySpec, label: str) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def _mask(df: pd.DataFrame, f: Filter) -> pd.Series:
+def _mask(df: pd.DataFrame, f: Filter, dates: _Dates) -> pd.Series:
     s = df[f.column]
     if f.part:
-        dates = date_series(s)
-        assert dates is not None
-        s = _date_part(dates, f.part)
+        parsed = dates(f.column)
+        if parsed is None:
+            raise SpecError(f"{f.column!r} holds no dates, so it has no {f.part}")
+        s = _date_part(parsed, f.part)
     elif f.op in (">", ">=", "<", "<=", "between") and not is_numeric(s):
-        dates = date_series(s)
-        s = dates if dates is not None else s
+        parsed = dates(f.column)
+        s = parsed if parsed is not None else s
     if f.op == "missing":
         return _missing(df[f.column])
     if f.op == "not_missing":
