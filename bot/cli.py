@@ -232,6 +232,10 @@ try:  # the models group is optional until its module lands
 except ImportError:  # pragma: no cover
     pass
 
+from bot.cli_serve import serve  # noqa: E402
+
+cli.add_command(serve)
+
 from bot.cli_report import report  # noqa: E402
 
 cli.add_command(report)

@@ -16,15 +16,16 @@ from planner.embed import Embedder
 log = logging.getLogger(__name__)
 
 try:  # the GAN package owns the error type (generation/gan per the interface contract)
-    from generation.gan import UnknownLabel
+    from generation.gan.errors import UnknownLabel
 except ImportError:  # pragma: no cover - only while generation/gan is not in the checkout
 
     class UnknownLabel(ValueError):  # type: ignore[no-redef]
-        """The prompt names nothing the model can draw; .classes lists what it can."""
+        """A label the model cannot draw; `.classes` lists what it can."""
 
-        def __init__(self, message: str, classes: list[str] | None = None) -> None:
-            super().__init__(message)
-            self.classes = list(classes or [])
+        def __init__(self, label: object, classes: list[str]) -> None:
+            self.label = label
+            self.classes = list(classes)
+            super().__init__(f"unknown label {label!r}; this model can draw: {', '.join(self.classes)}")
 
 
 EN_DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
@@ -89,13 +90,9 @@ class LabelResolver:
 
     def unknown(self, prompt: str, why: str = "") -> UnknownLabel:
         can = ", ".join(self.class_names)
-        msg = f"I can't draw {prompt.strip()[:80]!r}{why}. This model can draw: {can}."
-        try:
-            return UnknownLabel(msg, self.class_names)  # type: ignore[call-arg]
-        except TypeError:  # the GAN package's UnknownLabel may take the classes differently
-            err = UnknownLabel(msg)
-            err.classes = list(self.class_names)
-            return err
+        err = UnknownLabel(prompt, self.class_names)
+        err.args = (f"I can't draw {prompt.strip()[:80]!r}{why}. This model can draw: {can}.",)
+        return err
 
     def resolve(self, prompt: str) -> int:
         """The class index for a prompt; raises UnknownLabel (its message lists the classes)."""

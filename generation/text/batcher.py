@@ -251,9 +251,8 @@ class TextBatcher(Gatherer[TextRequest]):
             from transformers import DynamicCache
 
             cache = DynamicCache()
-            out = eng.model(
-                input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=cache, use_cache=True
-            )
+            key = eng.cache_arg
+            out = eng.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, **{key: cache})
             logits = out.logits[:, -1, :]
             last_pos = pos[:, -1]
             while rows:
@@ -277,8 +276,8 @@ class TextBatcher(Gatherer[TextRequest]):
                     input_ids=nxt.unsqueeze(-1),
                     attention_mask=mask,
                     position_ids=last_pos.unsqueeze(-1),
-                    past_key_values=cache,
                     use_cache=True,
+                    **{key: cache},
                 )
                 logits = out.logits[:, -1, :]
         return produced

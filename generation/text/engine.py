@@ -52,6 +52,8 @@ class TextEngine:
     eos_ids: frozenset[int] = field(default_factory=frozenset)
     pad_id: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # The forward() keyword for the KV cache: `cache` in transformers 5.x, `past_key_values` before.
+    cache_arg: str = "past_key_values"
 
     @classmethod
     def from_loaded(cls, model: Any, tokenizer: Any, device: str, name: str) -> TextEngine:
@@ -67,7 +69,11 @@ class TextEngine:
         if pad is None:
             pad = min(eos) if eos else 0
         ctx = int(getattr(model.config, "max_position_embeddings", 0) or PROMPT_MAX_TOKENS)
-        return cls(model, tokenizer, device, name, min(ctx, 32768), frozenset(eos), int(pad))
+        import inspect
+
+        params = inspect.signature(model.forward).parameters
+        cache_arg = "cache" if "cache" in params else "past_key_values"
+        return cls(model, tokenizer, device, name, min(ctx, 32768), frozenset(eos), int(pad), cache_arg=cache_arg)
 
     @property
     def prompt_limit(self) -> int:
