@@ -154,7 +154,8 @@ def _column(name: str, s: pd.Series, n: int, missing: int, desc: pd.Series | Non
     if distinct > 20 and (_ID_NAME.search(str(name)) or (distinct == count and mean_len < 40 and not text.astype(
             str).str.contains(" ", regex=False).any())):
         cp.kind = "identifier"
-    elif distinct <= 50 or (distinct <= 1000 and distinct / count <= 0.5 and mean_len < 40):
+    elif (distinct <= 50 and (distinct <= 10 or distinct / count <= 0.5)) or (
+            distinct <= 1000 and distinct / count <= 0.5 and mean_len < 40):
         cp.kind = "categorical"
         cp.top = _top(s)
     else:
