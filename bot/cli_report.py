@@ -36,13 +36,15 @@ def weekly(ctx: click.Context, today: str | None, out: Path | None, post: bool, 
     day = _day(today)
     settings = _settings(ctx)
     if post and not settings.report_channel:
-        raise click.ClickException("--post needs a channel: set TASKWRIGHT_REPORT_CHANNEL (e.g. C0123456789).")
+        raise click.ClickException(
+            "--post needs a channel: set TASKWRIGHT_REPORT_CHANNEL (e.g. C0123456789).")
     folder = out or settings.files_dir / "reports"
     try:
         result = weekly_report(_store(ctx), today=day, out_dir=folder)
     except OSError as e:
         log.info("weekly report: cannot write charts to %s: %r", folder, e)
-        raise click.ClickException(f"cannot write the charts to {folder} ({e}); pass --out with a writable folder.")
+        raise click.ClickException(
+            f"cannot write the charts to {folder} ({e}); pass --out with a writable folder.") from None
     if as_json:
         click.echo(json.dumps({**result.data, "charts": [str(p) for p in result.charts]}, indent=2))
     else:

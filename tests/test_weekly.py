@@ -20,17 +20,21 @@ CY = Member("Cy", "U0CY", {"design": 5}, capacity_hours=20)
 
 
 def _plan(store: Store, title: str, deadline: str, tasks: list[tuple[Member, float, str]]) -> list[int]:
-    subs = tuple(Subtask(str(i + 1), f"{title} step {i + 1}", estimate_hours=h) for i, (_, h, _) in enumerate(tasks))
-    draft = DraftPlan(request=title, title=title, subtasks=subs, source="test", deadline=dt.date.fromisoformat(deadline))
+    subs = tuple(Subtask(str(i + 1), f"{title} step {i + 1}", estimate_hours=h)
+                 for i, (_, h, _) in enumerate(tasks))
+    draft = DraftPlan(request=title, title=title, subtasks=subs, source="test",
+                      deadline=dt.date.fromisoformat(deadline))
     assigns = [Assignment(s.id, m, "fits") for s, (m, _, _) in zip(subs, tasks)]
-    slots = [Slot(s.id, dt.date(2026, 3, 2), dt.date.fromisoformat(due)) for s, (_, _, due) in zip(subs, tasks)]
+    slots = [Slot(s.id, dt.date(2026, 3, 2), dt.date.fromisoformat(due))
+             for s, (_, _, due) in zip(subs, tasks)]
     plan = store.save_plan(draft, assigns, slots, requester="U0ANA")
     return [t.id for t in plan.tasks]
 
 
 def _at(store: Store, task_id: int, action: str, when: str) -> None:
     """Move a task's audit event to a chosen time (the store stamps events with the real clock)."""
-    store.db.execute("UPDATE task_events SET at = ? WHERE task_id = ? AND action = ?", [when, task_id, action])
+    store.db.execute("UPDATE task_events SET at = ? WHERE task_id = ? AND action = ?",
+                     [when, task_id, action])
     store.db.conn.commit()
 
 
@@ -43,7 +47,8 @@ def _set(store: Store, task_id: int, status: str, when: str) -> None:
 def store(tmp_path: Path) -> Store:
     s = Store(tmp_path / "home" / "taskwright.db")
     s.save_members([ANA, BO, CY])
-    launch = _plan(s, "Launch", "2026-03-20", [(ANA, 8, "2026-03-10"), (BO, 12, "2026-03-13"), (CY, 6, "2026-03-18")])
+    launch = _plan(s, "Launch", "2026-03-20",
+                   [(ANA, 8, "2026-03-10"), (BO, 12, "2026-03-13"), (CY, 6, "2026-03-18")])
     hiring = _plan(s, "Hiring", "2026-03-20", [(ANA, 4, "2026-03-09")])
     old = _plan(s, "Old", "2026-03-06", [(BO, 2, "2026-03-05"), (CY, 3, "2026-03-06")])
     closed = _plan(s, "Closed", "2026-03-12", [(CY, 5, "2026-03-09")])
@@ -112,7 +117,8 @@ def test_cli_prints_markdown_and_writes_charts(store: Store, tmp_path: Path) -> 
     out = tmp_path / "charts"
     result = CliRunner().invoke(cli, ["report", "weekly", "--today", "2026-03-11", "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert "# Weekly report: 2026-03-09 to 2026-03-15" in result.output and "| Ana | 1 | 1 | 1 |" in result.output
+    assert "# Weekly report: 2026-03-09 to 2026-03-15" in result.output
+    assert "| Ana | 1 | 1 | 1 |" in result.output
     assert sorted(p.name for p in out.iterdir()) == ["burndown-2026-03-09.png", "workload-2026-03-09.png"]
     bad = CliRunner().invoke(cli, ["report", "weekly", "--today", "11/03/2026"])
     assert bad.exit_code != 0 and "YYYY-MM-DD" in bad.output

@@ -79,7 +79,8 @@ def answer_question(df: pd.DataFrame, question: str, *, embedder: Any = None, te
 def _cannot(problem: str, cols: Columns | None) -> Answer:
     lines = ["I can't answer that yet" + (f": {problem}." if problem else ".")]
     if cols is not None:
-        shown = ", ".join(cols.names[:30]) + (f", … {len(cols.names) - 30} more" if len(cols.names) > 30 else "")
+        more = f", … {len(cols.names) - 30} more" if len(cols.names) > 30 else ""
+        shown = ", ".join(cols.names[:30]) + more
         lines.append(f"Columns: {shown}")
     lines += ["I can answer questions like:", *FORMS]
     return Answer(ok=False, text="\n".join(lines))
@@ -88,7 +89,8 @@ def _cannot(problem: str, cols: Columns | None) -> Answer:
 def _text(spec: QuerySpec, table: pd.DataFrame, df: pd.DataFrame) -> str:
     heading = spec.describe()
     if spec.filters:
-        matched = int(run_spec(QuerySpec(filters=spec.filters, aggregate=Aggregate(func="count")), df).iat[0, 0])
+        counting = QuerySpec(filters=spec.filters, aggregate=Aggregate(func="count"))
+        matched = int(run_spec(counting, df).iat[0, 0])
         if matched == 0:
             return f"No rows match {heading.split(' where ', 1)[-1]}.{_known_values(spec, df)}"
         heading += f"  ({matched:,} of {len(df):,} rows)"
@@ -138,7 +140,8 @@ def format_table(table: pd.DataFrame, *, max_rows: int = MAX_ROWS) -> str:
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
 
     def line(values: list[str]) -> str:
-        return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)).rstrip()
+        padded = (v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric))
+        return "  ".join(padded).rstrip()
 
     out = [line(headers), "  ".join("-" * w for w in widths)] + [line(r) for r in cells]
     if len(table) > max_rows:
@@ -187,8 +190,10 @@ def _spec_from_model(text_model: Any, question: str, cols: Columns) -> QuerySpec
         {"role": "system", "content": (
             "Turn a question about a table into a JSON query. Reply with one JSON object only, no code. "
             "Keys: filters (list of {column, op, value, part}; op one of = != > >= < <= contains in between "
-            "missing not_missing; part null or year/quarter/month/week/day), group_by (list of {column, part}), "
-            "aggregate ({func: sum|mean|median|min|max|count|count_distinct, column}), sort ({by: value|group, "
+            "missing not_missing; part null or year/quarter/month/week/day), "
+            "group_by (list of {column, part}), "
+            "aggregate ({func: sum|mean|median|min|max|count|count_distinct, column}), "
+            "sort ({by: value|group, "
             f"descending}}), limit. Example: {_EXAMPLE}")},
         {"role": "user", "content": f"Columns: {described}\nQuestion: {question.strip()[:500]}"},
     ]

@@ -17,7 +17,15 @@ import numpy as np
 import pandas as pd
 
 from generation.reports.query_spec import (
-    Aggregate, Filter, GroupBy, Part, QuerySpec, Sort, is_numeric, looks_like_dates,
+    Aggregate,
+    Filter,
+    Func,
+    GroupBy,
+    Part,
+    QuerySpec,
+    Sort,
+    is_numeric,
+    looks_like_dates,
 )
 
 log = logging.getLogger(__name__)
@@ -36,7 +44,7 @@ SYNONYMS = {"order value": ["total", "revenue", "sales", "amount", "price"], "re
             "order amount": ["total", "revenue", "sales", "price"]}
 NUMBERS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
            "nine": 9, "ten": 10, "twenty": 20}
-AGGS: list[tuple[str, str]] = [
+AGGS: list[tuple[str, Func]] = [
     (r"(?:number|count) of (?:distinct|unique|different)|how many (?:distinct|unique|different)|"
      r"(?:distinct|unique) (?:count of )?", "count_distinct"),
     (r"total|sum of|sum|overall", "sum"),
@@ -49,7 +57,8 @@ AGGS: list[tuple[str, str]] = [
 LEAD = re.compile(r"^(?:(?:what|which)(?:'s| is| are| was| were)?|show(?: me)?|give(?: me)?|list|tell me|"
                   r"compute|calculate|find|get|display|plot|chart|please)\b\s*", re.I)
 # (symbols, words, op): words must stand alone ("shipping" holds "in").
-OPS = [("", "between", "between"), (">=|=>|≥", "is at least|at least", ">="), ("<=|=<|≤", "is at most|at most", "<="),
+OPS = [("", "between", "between"), (">=|=>|≥", "is at least|at least", ">="),
+       ("<=|=<|≤", "is at most|at most", "<="),
        ("!=|<>", "is not|isn't|not", "!="),
        (">", "is (?:greater|more|higher) than|(?:greater|more|higher) than|above|over|exceeds", ">"),
        ("<", "is (?:less|lower|smaller) than|(?:less|lower|smaller) than|below|under", "<"),
@@ -144,7 +153,7 @@ class Columns:
         return self._vectors @ vec
 
     def values(self) -> dict[str, list[tuple[str, Any]]]:
-        """casefolded category value -> [(column, value)] for text columns with at most 500 distinct values."""
+        """casefolded category value -> [(column, value)], text columns with at most 500 distinct values."""
         if self._values is None:
             self._values = {}
             for c in self.names:
@@ -164,7 +173,8 @@ class Columns:
         """(column, value) for phrases like "West", "the West region", "region West", "furniture"."""
         words = _norm(re.sub(r"^(?:the|a|an)\s+", "", phrase.strip(), flags=re.I)).split()
         index = self.values()
-        for lo, hi, col_words in ((0, len(words), []), (0, len(words) - 1, words[-1:]), (1, len(words), words[:1])):
+        n = len(words)
+        for lo, hi, col_words in ((0, n, []), (0, n - 1, words[-1:]), (1, n, words[:1])):
             key = " ".join(words[lo:hi])
             for cand in (key, _singular(key)):
                 hits = index.get(cand, [])
@@ -190,7 +200,8 @@ def parse_question(question: str, cols: Columns) -> QuerySpec | None:
     filters: list[Filter] = []
     text = _take_year(text, cols, filters)
     text, where = _split(text, r"\s+(?:where|whose|when|if|with|having)\s+(?=.*(?:=|<|>|\bis\b|\bcontains\b|"
-                               r"\bbetween\b|\bin\s*\(|\babove\b|\bbelow\b|\bover\b|\bunder\b|\bthan\b|\bat least\b|"
+                               r"\bbetween\b|\bin\s*\(|\babove\b|\bbelow\b|\bover\b|\bunder\b|\bthan\b|"
+                               r"\bat least\b|"
                                r"\bat most\b))")
     if where:
         where, after = _split(where, r"\s+(?:grouped by|broken down by|by|per|for each)\s+")
@@ -226,10 +237,11 @@ def _split(text: str, pattern: str) -> tuple[str, str]:
 
 def _missing_form(text: str, cols: Columns) -> QuerySpec | None:
     forms = [
-        r"^(?:how many|count(?: the)?|number of) (?:rows|records|entries|lines)? ?(?:have|has|with|are|where)? ?"
-        r"(?:no|missing|empty|blank|without|a missing|an empty|null) (?:an? |the )?(?P<col>.+?)(?: values?)?$",
-        r"^(?:how many|count(?: the)?|number of) (?:rows|records|entries)? ?(?:where|with) (?:the )?(?P<col>.+?) "
-        r"(?:is|are) (?:missing|empty|blank|null|not set)$",
+        (r"^(?:how many|count(?: the)?|number of) (?:rows|records|entries|lines)? ?"
+         r"(?:have|has|with|are|where)? ?(?:no|missing|empty|blank|without|a missing|an empty|null) "
+         r"(?:an? |the )?(?P<col>.+?)(?: values?)?$"),
+        (r"^(?:how many|count(?: the)?|number of) (?:rows|records|entries)? ?(?:where|with) "
+         r"(?:the )?(?P<col>.+?) (?:is|are) (?:missing|empty|blank|null|not set)$"),
         r"^how many (?P<col>.+?) (?:values )?(?:are|is) (?:missing|empty|blank|null)$",
         r"^(?:count )?missing (?P<col>.+?)(?: values)?$",
     ]
@@ -313,14 +325,15 @@ def _top(m: re.Match[str], cols: Columns, filters: list[Filter]) -> QuerySpec:
     n = int(m.group(2)) if m.group(2).isdigit() else NUMBERS[m.group(2).lower()]
     measure, tail = _split(m.group(4), r"\s+(?:in|for|from|at|among)\s+")
     filters += _value_filter(tail, cols) if tail else []
-    agg = _aggregate(measure, cols, filters, grouped=True) or Aggregate(func="sum", column=cols.match(measure, numeric=True))
+    agg = _aggregate(measure, cols, filters, grouped=True)
+    agg = agg or Aggregate(func="sum", column=cols.match(measure, numeric=True))
     desc = m.group(1).lower() not in ("bottom", "worst", "lowest")
     return QuerySpec(filters=filters, group_by=[_group(m.group(3), cols)], aggregate=agg,
                      sort=Sort(by="value", descending=desc), limit=n)
 
 
 def _aggregate(text: str, cols: Columns, filters: list[Filter], *, grouped: bool) -> Aggregate | None:
-    func = None
+    func: Func | None = None
     for pattern, name in AGGS:
         m = re.match(rf"^(?:{pattern})\b\s*(?:of\s+)?(?:the\s+)?", text, re.I)
         if m:
@@ -333,16 +346,14 @@ def _aggregate(text: str, cols: Columns, filters: list[Filter], *, grouped: bool
     if func == "count":
         if _norm(text) in ROW_WORDS or _singular(_norm(text)) in ROW_WORDS:
             return Aggregate(func="count")
-        try:
-            return Aggregate(func="count", column=cols.match(text))
-        except Unplaced:
-            return Aggregate(func="count")  # "how many orders" when no column is named orders: rows
+        # "how many customers" means distinct customers; a word naming no column is not guessed at.
+        return Aggregate(func="count_distinct", column=cols.match(text))
     if func == "count_distinct":
         return Aggregate(func=func, column=cols.match(text))
     if func is not None:
         if not text and len(cols.numeric) == 1:
-            return Aggregate(func=func, column=cols.numeric[0])  # type: ignore[arg-type]
-        return Aggregate(func=func, column=cols.match(text, numeric=True))  # type: ignore[arg-type]
+            return Aggregate(func=func, column=cols.numeric[0])
+        return Aggregate(func=func, column=cols.match(text, numeric=True))
     if not text or not (grouped or filters):
         return None
     col = cols.match(text)
@@ -353,9 +364,11 @@ def _aggregate(text: str, cols: Columns, filters: list[Filter], *, grouped: bool
 
 ZH_TERMS = {"销售额": "sales", "销售": "sales", "销量": "quantity", "利润": "profit", "地区": "region",
             "区域": "region", "产品": "product", "商品": "product", "类别": "category", "品类": "category",
-            "分类": "category", "子类别": "sub category", "数量": "quantity", "价格": "price", "单价": "price",
-            "收入": "revenue", "营收": "revenue", "订单金额": "order value", "金额": "amount", "客户": "customer",
-            "国家": "country", "城市": "city", "州": "state", "邮箱": "email", "电子邮件": "email", "折扣": "discount",
+            "分类": "category", "子类别": "sub category", "数量": "quantity", "价格": "price",
+            "单价": "price", "收入": "revenue", "营收": "revenue", "订单金额": "order value",
+            "金额": "amount",
+            "客户": "customer", "国家": "country", "城市": "city", "州": "state", "邮箱": "email",
+            "电子邮件": "email", "折扣": "discount",
             "状态": "status", "渠道": "channel", "支付方式": "payment method", "工资": "wage", "薪资": "wage",
             "年龄": "age", "税": "tax", "总额": "total", "尺寸": "size", "类型": "type", "名称": "name",
             "日期": "date", "细分": "segment", "客户群": "segment"}
@@ -365,7 +378,8 @@ ZH_AGGS = [("不同", "number of distinct"), ("唯一", "number of distinct"), (
            ("均值", "average"), ("中位数", "median"), ("最大", "maximum"), ("最高", "maximum"),
            ("最小", "minimum"), ("最低", "minimum"), ("总和", "total"), ("总计", "total"), ("合计", "total"),
            ("总", "total"), ("个数", "number of"), ("多少", "number of")]
-ZH_DIGITS = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9, "十": 10}
+ZH_DIGITS = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9,
+             "十": 10}
 
 
 def _zh_term(phrase: str) -> str:
@@ -395,8 +409,9 @@ def from_chinese(text: str) -> str:
         r"^(?P<c>.+?)(?:为空|缺失|是空的)的?(?:有)?多少(?:行|条)?$", text)
     if m:
         return f"how many rows have no {_zh_term(m.group('c'))}"
-    m = re.match(r"^(?P<m>.+?)(?:最高|最多|最大)的前(?P<n>\d+|[一二两三四五六七八九十])(?:个|名|位|种)?(?P<g>.+)$", text) \
-        or re.match(r"^前(?P<n>\d+|[一二两三四五六七八九十])(?:个|名|位|种)?(?P<g>.+?)(?:按|的)(?P<m>.+)$", text)
+    n_ = r"(?P<n>\d+|[一二两三四五六七八九十])(?:个|名|位|种)?"
+    m = re.match(rf"^(?P<m>.+?)(?:最高|最多|最大)的前{n_}(?P<g>.+)$", text) or re.match(
+        rf"^前{n_}(?P<g>.+?)(?:按|的)(?P<m>.+)$", text)
     if m:
         n = m.group("n") if m.group("n").isdigit() else ZH_DIGITS[m.group("n")]
         return f"top {n} {_zh_term(m.group('g'))} by {_zh_measure(m.group('m'))}"

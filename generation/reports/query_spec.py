@@ -295,8 +295,9 @@ def _mask(df: pd.DataFrame, f: Filter, dates: _Dates) -> pd.Series:
 
 
 def _missing(s: pd.Series) -> pd.Series:
-    blank = s.astype(str).str.strip().eq("") if s.dtype == object or pd.api.types.is_string_dtype(s) else False
-    return s.isna() | blank
+    if s.dtype == object or pd.api.types.is_string_dtype(s):
+        return s.isna() | s.astype(str).str.strip().eq("")
+    return s.isna()
 
 
 def _equal_any(s: pd.Series, values: list[Any]) -> pd.Series:

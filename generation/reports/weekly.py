@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Report:
-    """markdown: the whole report; charts: PNG paths (workload, burndown); data: the numbers as JSON-able dict."""
+    """markdown: the whole report; charts: PNG paths (workload, burndown); data: the numbers, JSON-able."""
 
     markdown: str
     charts: list[Path] = field(default_factory=list)
@@ -48,8 +48,10 @@ def weekly_report(store: Any, *, today: dt.date, out_dir: Path) -> Report:
             "done_tasks": [{**_task_row(t, today), "done_on": done_on[t.id].isoformat()}
                            for t in tasks if t.id in done_on]}
     out_dir.mkdir(parents=True, exist_ok=True)
-    charts = [p for p in (_workload_chart(people, out_dir, start), _burndown_chart(burndown, out_dir, start)) if p]
-    log.info("weekly report %s..%s: %d tasks, %d people, %d plans", start, end, len(tasks), len(people), len(plans))
+    drawn = (_workload_chart(people, out_dir, start), _burndown_chart(burndown, out_dir, start))
+    charts = [p for p in drawn if p]
+    log.info("weekly report %s..%s: %d tasks, %d people, %d plans", start, end, len(tasks), len(people),
+             len(plans))
     return Report(markdown=_markdown(data), charts=charts, data=data)
 
 
@@ -79,7 +81,8 @@ def _when(at: str) -> dt.datetime:
     return when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
 
 
-def _status_at(history: list[tuple[dt.datetime, str]] | None, moment: dt.datetime, current: str) -> str | None:
+def _status_at(history: list[tuple[dt.datetime, str]] | None, moment: dt.datetime,
+               current: str) -> str | None:
     """The status at `moment`; None before the task existed. No history: the task's current status."""
     if not history:
         return current
@@ -138,7 +141,8 @@ def _people(members: list[Member], tasks: list[Task], today: dt.date) -> list[di
         rows.append({"name": "(unassigned)", "slack_id": None, "done": 0, "done_hours": 0.0, "in_progress": 0,
                      "proposed": sum(1 for t in unassigned if t.status == "proposed"),
                      "overdue": sum(1 for t in unassigned if _overdue(t, today)),
-                     "open_hours": round(sum(t.estimate_hours for t in unassigned), 2), "capacity_hours": 0.0})
+                     "open_hours": round(sum(t.estimate_hours for t in unassigned), 2),
+                     "capacity_hours": 0.0})
     return rows
 
 
@@ -158,8 +162,9 @@ def _plans(store: Any, tasks: list[Task], today: dt.date) -> list[dict[str, Any]
         elif plan.deadline and finish and finish > plan.deadline:
             reasons.append(f"scheduled to finish {finish}, after the deadline {plan.deadline}")
         status = "done" if not open_ else ("late" if reasons else "on track")
-        rows.append({"id": plan.id, "title": plan.title, "deadline": plan.deadline.isoformat() if plan.deadline
-                     else None, "finish": finish.isoformat() if finish else None, "tasks": len(plan.tasks),
+        rows.append({"id": plan.id, "title": plan.title,
+                     "deadline": plan.deadline.isoformat() if plan.deadline else None,
+                     "finish": finish.isoformat() if finish else None, "tasks": len(plan.tasks),
                      "done": len(plan.tasks) - len(open_), "status": status, "why": "; ".join(reasons)})
     return rows
 
@@ -203,7 +208,8 @@ def _markdown(d: dict[str, Any]) -> str:
              f"As of {d['today']}: {tot['done']} done this week, {tot['in_progress']} in progress, "
              f"{tot['overdue']} overdue, {tot['proposed']} waiting to be accepted.", "", "## People"]
     if d["people"]:
-        lines += ["| Person | Done | In progress | Overdue | Open hours / capacity |", "|---|--:|--:|--:|--:|"]
+        lines += ["| Person | Done | In progress | Overdue | Open hours / capacity |",
+                  "|---|--:|--:|--:|--:|"]
         for p in d["people"]:
             load = f"{p['open_hours']:g} / {p['capacity_hours']:g}"
             if p["capacity_hours"]:
@@ -212,8 +218,9 @@ def _markdown(d: dict[str, Any]) -> str:
     else:
         lines.append("No team members yet (`taskwright team import FILE`).")
     if d["overdue_tasks"]:
-        lines += ["", "Overdue:"] + [f"- #{t['id']} {t['title']}: {t['assignee'] or 'unassigned'}, due {t['due']} "
-                                     f"({t['days_late']} day(s) late)" for t in d["overdue_tasks"]]
+        lines += ["", "Overdue:"]
+        lines += [f"- #{t['id']} {t['title']}: {t['assignee'] or 'unassigned'}, due {t['due']} "
+                  f"({t['days_late']} day(s) late)" for t in d["overdue_tasks"]]
     lines += ["", "## Plans"]
     if d["plans"]:
         lines += ["| Plan | Done | Deadline | Finish | Status |", "|---|--:|---|---|---|"]
@@ -228,13 +235,14 @@ def _markdown(d: dict[str, Any]) -> str:
     lines += ["", "## Burndown"]
     if points:
         last = points[-1]
-        lines.append(f"Open estimate: {first:g} h at the start of the week, {last['remaining_hours']:g} h at the "
-                     f"end of {last['day']} {last['date']} (ideal {last['ideal_hours']:g} h).")
+        lines.append(f"Open estimate: {first:g} h at the start of the week, "
+                     f"{last['remaining_hours']:g} h at the end of {last['day']} {last['date']} "
+                     f"(ideal {last['ideal_hours']:g} h).")
     return "\n".join(lines) + "\n"
 
 
 def to_mrkdwn(markdown: str) -> str:
-    """The report for a Slack message: headings in bold, each table in a monospace block (Slack has no tables)."""
+    """The report as a Slack message: headings bold, each table a monospace block (Slack has no tables)."""
     out: list[str] = []
     table: list[list[str]] = []
 
@@ -289,7 +297,8 @@ def _burndown_chart(points: list[dict[str, Any]], out_dir: Path, start: dt.date)
     labels = [p["day"] for p in points]
     ax.plot(labels, [p["ideal_hours"] for p in points], linestyle="--", color="#999999", label="ideal")
     actual = [(p["day"], p["remaining_hours"]) for p in points if p["remaining_hours"] is not None]
-    ax.plot([a[0] for a in actual], [a[1] for a in actual], marker="o", color="#1f77b4", label="open estimate")
+    ax.plot([a[0] for a in actual], [a[1] for a in actual], marker="o", color="#1f77b4",
+            label="open estimate")
     ax.set_ylabel("hours")
     ax.set_ylim(bottom=0)
     ax.set_title(f"Burndown, week of {start}")
