@@ -68,8 +68,8 @@ SYSTEM_PROMPT = f"""You are a project planner. Split a work request into 3 to 8 
 Reply with ONE JSON object only, of this shape: {{"subtasks": [...], "n_subtasks": N}}, N = number of subtasks.
 Each subtask has:
 - "id": "1", "2", ... in order
-- "title": a short, unique, imperative title
-- "description": one short sentence
+- "title": a short, unique, imperative title (at most 8 words)
+- "description": one short sentence (at most 12 words)
 - "skills": 1 to 3 skills; prefer the team's skill names listed in the message
 - "estimate_hours": a number from 0.5 to 40
 - "depends_on": ids of earlier subtasks that must finish first ([] if none)
@@ -85,8 +85,14 @@ _USER = """Today: {today}. Deadline: {deadline}. Requested by: {requester}.
 Team skills: {skills}
 <request>
 {request}
-</request>
+</request>{reference}
 {language}"""
+
+REFERENCE_MAX_CHARS = 1500
+_REFERENCE = """
+A reviewed plan for a similar request, as a starting point: adapt it to this request (keep the steps that
+fit, change or drop the rest, add what is missing) and keep its skill names:
+{plan}"""
 
 _REPAIR = """{lead}: {error}
 Reply again with the complete, corrected JSON object only: 3 to 8 subtasks, unique non-empty titles, \
@@ -175,8 +181,12 @@ class PlanChain:
         requester: str,
         skills_vocabulary: list[str],
         deadline: dt.date | None,
+        reference: str | None = None,
     ) -> DraftPlan:
-        """A validated plan (source "llm" or "llm+repair"); raises InvalidPlanError after two failures."""
+        """A validated plan (source "llm" or "llm+repair"); raises InvalidPlanError after two failures.
+
+        reference: a reviewed plan for a similar request (from the playbooks), shown as a starting point.
+        """
         if not request.strip():
             raise InvalidPlanError("The request is empty; say what needs doing.")
         variables: dict[str, Any] = {
@@ -186,6 +196,7 @@ class PlanChain:
             "skills": _vocabulary(skills_vocabulary),
             "request": clip_request(request),
             "language": language_rule(request),
+            "reference": _REFERENCE.format(plan=reference[:REFERENCE_MAX_CHARS]) if reference else "",
         }
         fmt = self.response_format(skills_vocabulary)
         repair: list[BaseMessage] = []

@@ -20,7 +20,7 @@ from planner.dates import impossible_dates, parse_deadline
 from planner.embed import Embedder
 from planner.errors import TaskwrightError
 from planner.fit import fit_matrix
-from planner.playbooks import PlaybookLibrary, plan_from_playbook
+from planner.playbooks import FALLBACK_NAME, Playbook, PlaybookLibrary, extract_topic, plan_from_playbook
 from planner.schedule import schedule_plan
 from planner.types import Assignment, DraftPlan, Member, Slot, Subtask, Task
 
@@ -42,7 +42,7 @@ class Proposer(Protocol):
 
     def propose(
         self, request: str, *, today: dt.date, requester: str, skills_vocabulary: list[str],
-        deadline: dt.date | None
+        deadline: dt.date | None, reference: str | None = None
     ) -> DraftPlan: ...
 
 
@@ -125,18 +125,22 @@ class Planner:
                deadline: dt.date | None, warnings: list[str]) -> DraftPlan:
         proposer = self._get_proposer()
         vocabulary = sorted({s for m in team for s in m.skills})
+        playbook, score = self.library.match(text, k=1)[0]
+        fallback = plan_from_playbook(playbook, text, deadline=deadline)
         if proposer is not None:
+            # Reviewed data backs the small model up: the best-matching playbook, adapted to this request,
+            # is shown as a starting point (not for the generic fallback, which says nothing specific).
+            reference = None if playbook.name == FALLBACK_NAME else _reference_text(playbook, text, deadline)
             try:
                 return proposer.propose(text, today=today, requester=requester, skills_vocabulary=vocabulary,
-                                        deadline=deadline)
+                                        deadline=deadline, reference=reference)
             except TaskwrightError as e:
                 log.warning("LLM plan rejected, falling back to playbooks: %s (request %.80r)", e, text)
                 warnings.append(f"The language model's plan did not validate ({e}); used a reviewed playbook.")
         elif self._factory_error:
             warnings.append(f"The language model is unavailable ({self._factory_error}); used a reviewed playbook.")
-        playbook, score = self.library.match(text, k=1)[0]
         log.info("playbook %s chosen (score %.2f) for %.80r", playbook.name, score, text)
-        return plan_from_playbook(playbook, text, deadline=deadline)
+        return fallback
 
     def _get_proposer(self) -> Proposer | None:
         if self._proposer is None and self._factory is not None and self._factory_error is None:
@@ -146,6 +150,22 @@ class Planner:
                 log.error("could not load the planning model: %s", e)
                 self._factory_error = str(e)
         return self._proposer
+
+
+def _reference_text(playbook: Playbook, text: str, deadline: dt.date | None) -> str:
+    """A playbook adapted to the request, as compact lines for the LLM prompt.
+
+    The topic is cut to a few words so the model does not echo a long topic into every title (each echoed
+    token costs decoding time on a CPU).
+    """
+    topic = extract_topic(text)
+    short = "".join(topic[:10]) if re.search(r"[\u3400-\u9fff]", topic) else " ".join(topic.split()[:4])
+    plan = plan_from_playbook(playbook, text, deadline=deadline, topic=short or None)
+    lines = []
+    for s in plan.subtasks:
+        after = f"; after {', '.join(s.depends_on)}" if s.depends_on else ""
+        lines.append(f"{s.id}. {s.title} [{', '.join(s.skills)}; {s.estimate_hours:g} h; {s.kind}{after}]")
+    return "\n".join(lines)
 
 
 def preload(factory: Callable[[], Proposer]) -> Callable[[], Proposer]:

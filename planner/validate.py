@@ -85,7 +85,7 @@ def plan_json_schema(*, skill_pattern: str | None = None) -> dict[str, Any]:
         "properties": {
             "id": {"type": "string", "maxLength": 4},
             "title": {"type": "string", "minLength": 1, "maxLength": 100},
-            "description": {"type": "string", "maxLength": 240},
+            "description": {"type": "string", "maxLength": 90},
             "skills": {
                 "type": "array",
                 "items": skill,
