@@ -46,6 +46,25 @@ class Settings(BaseSettings):
 
     assign_time_limit_s: float = Field(default=0.5, validation_alias="TASKWRIGHT_ASSIGN_TIME_LIMIT")
 
+    # Generation (issue 3): unset URL = the same backends in-process.
+    generation_url: str | None = Field(default=None, validation_alias="TASKWRIGHT_GENERATION_URL")
+    generation_timeout_s: float = Field(default=60.0, validation_alias="TASKWRIGHT_GENERATION_TIMEOUT")
+    # A catalog name (`taskwright models list`), a local model directory, or a .gguf file.
+    text_model: str = Field(default="qwen2.5-coder-0.5b", validation_alias="TASKWRIGHT_TEXT_MODEL")
+    # None = the checkpoint shipped in generation/gan/checkpoints/.
+    gan_checkpoint: Path | None = Field(default=None, validation_alias="TASKWRIGHT_GAN_CHECKPOINT")
+    batch_max: int = Field(default=8, ge=1, le=256, validation_alias="TASKWRIGHT_BATCH_MAX")
+    batch_wait_ms: float = Field(default=20.0, ge=0, validation_alias="TASKWRIGHT_BATCH_WAIT_MS")
+    queue_max: int = Field(default=32, ge=1, validation_alias="TASKWRIGHT_QUEUE_MAX")
+    request_timeout_s: float = Field(default=120.0, gt=0, validation_alias="TASKWRIGHT_REQUEST_TIMEOUT")
+    device: str = Field(default="auto", validation_alias="TASKWRIGHT_DEVICE")  # auto | cpu | cuda | mps
+
+    # Data summaries and reports (issue 4).
+    max_file_mb: float = Field(default=200.0, gt=0, validation_alias="TASKWRIGHT_MAX_FILE_MB")
+    report_channel: str | None = Field(default=None, validation_alias="TASKWRIGHT_REPORT_CHANNEL")
+    # When the weekly report is posted: "<weekday> HH:MM" in local time, e.g. "fri 16:00"; empty = never.
+    report_schedule: str = Field(default="fri 16:00", validation_alias="TASKWRIGHT_REPORT_SCHEDULE")
+
     @property
     def db_path(self) -> Path:
         return self.db or self.home / "taskwright.db"
@@ -53,6 +72,11 @@ class Settings(BaseSettings):
     @property
     def models_dir(self) -> Path:
         return self.home / "models"
+
+    @property
+    def files_dir(self) -> Path:
+        """Generated images, charts and reports."""
+        return self.home / "files"
 
     @property
     def slack_socket_mode(self) -> bool:
