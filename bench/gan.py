@@ -1,0 +1,211 @@
+"""Benchmark a GAN checkpoint (`python -m bench.gan [--checkpoint PATH] [--data builtin:mnist5k]`).
+
+Quality is judged by a small CNN trained (seeded, cached by data hash) on the same training images the GAN saw:
+- conditional accuracy: does the CNN read a sample of class k as k? Ceiling: its accuracy on real held-out images.
+- FID on the CNN's 128-d penultimate features, real held-out vs generated (default 5,000, equal per class).
+  Floor: the same distance between the held-out and the training images (real vs real).
+- an inception-like score exp(E KL(p(y|x) || p(y))) from the CNN; real held-out images beside it.
+Accuracy alone can hide a collapsed generator (one image per class), so FID is printed beside it.
+Speed: images/s at batch 1, 64 and 256 on one CPU thread, against the 1,800 images/s target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy import linalg
+from torch import nn
+
+from generation.gan.data import GanDataset, load_dataset
+from generation.gan.sample import GanSampler
+
+log = logging.getLogger(__name__)
+
+TARGETS = {"accuracy": 0.95, "fid": 20.0, "images_per_s_256": 1800.0}
+CLASSIFIER_VERSION = 1
+
+
+class Classifier(nn.Module):
+    """Two conv blocks and a 128-unit layer whose activations are the FID features."""
+
+    def __init__(self, channels: int, num_classes: int) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(channels, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(7),
+            nn.Flatten(), nn.Dropout(0.25), nn.Linear(64 * 49, 128), nn.ReLU(),
+        )
+        self.head = nn.Linear(128, num_classes)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        f = self.features(x)
+        return f, self.head(f)
+
+
+def _to_tensor(images: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(images.transpose(0, 3, 1, 2).copy()).float().div_(127.5).sub_(1.0)
+
+
+def _cache_dir() -> Path:
+    home = os.environ.get("TASKWRIGHT_HOME")
+    return Path(home) / "cache" / "bench-gan" if home else Path("/tmp/taskwright-bench-gan")
+
+
+def train_classifier(train: GanDataset, seed: int = 0, epochs: int = 8) -> Classifier:
+    """Seeded, and cached under TASKWRIGHT_HOME (or /tmp) by data hash so repeated benches skip it."""
+    path = _cache_dir() / f"clf-v{CLASSIFIER_VERSION}-{train.digest()}-s{seed}-e{epochs}.pt"
+    model = Classifier(train.channels, len(train.class_names))
+    if path.is_file():
+        try:
+            model.load_state_dict(torch.load(path, weights_only=True))
+            return model.eval()
+        except (RuntimeError, OSError, EOFError) as e:
+            log.warning("classifier cache %s unreadable (%s); retraining", path, e)
+    torch.manual_seed(seed)
+    x, y = _to_tensor(train.images), torch.from_numpy(train.labels)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    rng = np.random.default_rng(seed)
+    model.train()
+    for epoch in range(epochs):
+        order = torch.from_numpy(rng.permutation(len(x)))
+        for i in range(0, len(x), 64):
+            idx = order[i:i + 64]
+            xb = x[idx]
+            # small random shifts: a classifier that only knows centred digits would punish good samples
+            dx, dy = rng.integers(-2, 3, size=2)
+            xb = torch.roll(xb, shifts=(int(dy), int(dx)), dims=(2, 3))
+            loss = nn.functional.cross_entropy(model(xb)[1], y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        log.info("classifier epoch %d/%d loss %.3f", epoch + 1, epochs, loss.item())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(model.state_dict(), tmp)
+    tmp.replace(path)
+    return model.eval()
+
+
+@torch.inference_mode()
+def embed(model: Classifier, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(features, probabilities) for uint8 images, in batches."""
+    feats, probs = [], []
+    for i in range(0, len(images), 500):
+        f, logits = model(_to_tensor(images[i:i + 500]))
+        feats.append(f.numpy().astype(np.float64))
+        probs.append(torch.softmax(logits, 1).numpy().astype(np.float64))
+    return np.concatenate(feats), np.concatenate(probs)
+
+
+def fid(a: np.ndarray, b: np.ndarray) -> float:
+    """Frechet distance between Gaussians fitted to two feature sets."""
+    mu1, mu2 = a.mean(0), b.mean(0)
+    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    covmean, _ = linalg.sqrtm(s1 @ s2, disp=False)
+    if not np.isfinite(covmean).all():
+        eps = np.eye(len(s1)) * 1e-6
+        covmean = linalg.sqrtm((s1 + eps) @ (s2 + eps))
+    covmean = np.real(covmean)
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2 - 2 * covmean))
+
+
+def inception_score(probs: np.ndarray) -> float:
+    py = probs.mean(0, keepdims=True)
+    kl = (probs * (np.log(probs + 1e-12) - np.log(py + 1e-12))).sum(1)
+    return float(np.exp(kl.mean()))
+
+
+def images_per_second(sampler: GanSampler, batch: int, min_seconds: float = 1.0) -> float:
+    sampler.sample_many([(0, batch, 0)])  # warm-up
+    done, t0 = 0, time.perf_counter()
+    while True:
+        sampler.sample_many([(done % len(sampler.class_names), batch, done)])
+        done += batch
+        elapsed = time.perf_counter() - t0
+        if elapsed >= min_seconds:
+            return done / elapsed
+
+
+def run(checkpoint: Path | None, data: str, n_gen: int, seed: int, speed_seconds: float) -> dict[str, float]:
+    torch.set_num_threads(1)
+    train = load_dataset(data, split="train", seed=seed)
+    held = load_dataset(data, split="heldout", seed=seed)
+    sampler = GanSampler.load(checkpoint, device="cpu")
+    if sampler.class_names != train.class_names:
+        raise SystemExit(f"checkpoint classes {sampler.class_names} differ from {data}'s {train.class_names}")
+    t0 = time.perf_counter()
+    clf = train_classifier(train, seed=seed)
+    log.info("classifier ready in %.1fs", time.perf_counter() - t0)
+    k = len(train.class_names)
+    per = max(1, n_gen // k)
+    gen = np.concatenate(sampler.sample_many([(c, per, seed * 1000 + c) for c in range(k)]))
+    gen_labels = np.repeat(np.arange(k), per)
+    f_held, p_held = embed(clf, held.images)
+    f_train, _ = embed(clf, train.images)
+    f_gen, p_gen = embed(clf, gen)
+    res = {
+        "accuracy": float((p_gen.argmax(1) == gen_labels).mean()),
+        "accuracy_real": float((p_held.argmax(1) == held.labels).mean()),
+        "fid": fid(f_held, f_gen),
+        "fid_real": fid(f_held, f_train),
+        "is": inception_score(p_gen),
+        "is_real": inception_score(p_held),
+        "n_gen": float(len(gen)),
+    }
+    for b in (1, 64, 256):
+        res[f"images_per_s_{b}"] = images_per_second(sampler, b, speed_seconds)
+    res["file_mb"] = (Path(sampler.path).stat().st_size / 1e6) if sampler.path else float("nan")
+    return res
+
+
+def table(res: dict[str, float], checkpoint: str) -> str:
+    rows = [
+        ("conditional accuracy", f"{res['accuracy']:.3f}", f"{res['accuracy_real']:.3f} (ceiling: real held-out)",
+         f"{res['accuracy'] / res['accuracy_real']:.3f}", f">= {TARGETS['accuracy']}",
+         res["accuracy"] >= TARGETS["accuracy"]),
+        ("FID (CNN features)", f"{res['fid']:.1f}", f"{res['fid_real']:.1f} (floor: held-out vs train)",
+         f"{res['fid'] / max(res['fid_real'], 1e-9):.2f}x", f"<= {TARGETS['fid']}", res["fid"] <= TARGETS["fid"]),
+        ("inception-like score", f"{res['is']:.2f}", f"{res['is_real']:.2f} (real held-out)",
+         f"{res['is'] / res['is_real']:.3f}", "", None),
+    ]
+    for b in (1, 64, 256):
+        ok = res[f"images_per_s_{b}"] >= TARGETS["images_per_s_256"] if b == 256 else None
+        rows.append((f"images/s batch {b} (1 thread)", f"{res[f'images_per_s_{b}']:,.0f}", "1,800 (target)",
+                     f"{res[f'images_per_s_{b}'] / TARGETS['images_per_s_256']:.2f}",
+                     ">= 1800" if b == 256 else "", ok))
+    rows.append(("checkpoint size MB", f"{res['file_mb']:.2f}", "10 (limit)", f"{res['file_mb'] / 10:.2f}",
+                 "<= 10", res["file_mb"] <= 10))
+    head = ("metric", "generated", "reference", "ratio", "target", "met")
+    widths = [max(len(str(r[i])) for r in rows + [head]) for i in range(5)]
+    lines = [f"bench/gan: {checkpoint}, {int(res['n_gen'])} generated images",
+             " | ".join(h.ljust(w) for h, w in zip(head, widths + [3]))]
+    lines.append("-+-".join("-" * w for w in widths + [3]))
+    for r in rows:
+        met = "" if r[5] is None else ("yes" if r[5] else "NO")
+        lines.append(" | ".join(str(c).ljust(w) for c, w in zip(r[:5], widths)) + " | " + met)
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.gan", description=__doc__.splitlines()[0])
+    ap.add_argument("--checkpoint", type=Path, default=None, help="default: the shipped MNIST-5k checkpoint")
+    ap.add_argument("--data", default="builtin:mnist5k")
+    ap.add_argument("--n-gen", type=int, default=5000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--speed-seconds", type=float, default=2.0, help="time per batch size in the speed test")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    res = run(args.checkpoint, args.data, args.n_gen, args.seed, args.speed_seconds)
+    print(table(res, str(args.checkpoint or "shipped mnist5k.pt")))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
