@@ -25,6 +25,7 @@ from planner.errors import TaskwrightError
 log = logging.getLogger(__name__)
 
 MAX_CHARTS = 4
+MAX_FILES = 3  # per message
 TABLE_CACHE = 4  # parsed tables kept in memory for follow-up questions
 _FILE_ID = re.compile(r"\b(F[A-Z0-9]{6,})\b")
 USAGE = ("Share a CSV, TSV, Excel, JSON or Parquet file with me (in a DM, or mention me with it attached) and "
@@ -49,6 +50,22 @@ class DataDesk:
     # -- summaries -----------------------------------------------------------------------------------
 
     def summarize(self, req: ChatRequest, argument: str, fetcher: FileFetcher) -> list[Reply]:
+        """Summarize each shared file (up to MAX_FILES; one that fails gets its message, the others go on)."""
+        if len(req.files) <= 1:
+            return self._summarize_one(req, argument, fetcher)
+        replies: list[Reply] = []
+        for ref in req.files[:MAX_FILES]:
+            one = ChatRequest(req.user, req.text, req.channel, req.ts, req.thread_ts, req.is_dm, (ref,), req.event_id)
+            try:
+                replies += self._summarize_one(one, argument, fetcher)
+            except TaskwrightError as e:
+                log.info("file %s refused: %s (user=%s)", ref.name, e, req.user)
+                replies.append(TextReply(str(e), kind="error"))
+        if len(req.files) > MAX_FILES:
+            replies.append(TextReply(f"I summarized the first {MAX_FILES} files; share the others separately."))
+        return replies
+
+    def _summarize_one(self, req: ChatRequest, argument: str, fetcher: FileFetcher) -> list[Reply]:
         ref = self._file_of(req, argument)
         if ref is None:
             known = self.store.table_for(req.channel, req.reply_thread)

@@ -30,6 +30,8 @@ _WRITE = re.compile(
     re.IGNORECASE | re.DOTALL,
 )
 _SUMMARIZE = re.compile(r"^\s*(?:/?summari[sz]e(?:\s+|$|[:：])|总结|汇总|分析这)(?P<rest>.*)$", re.IGNORECASE | re.DOTALL)
+# "summarize" alone or with a file (an id, a link, a path); "summarize the standup notes" is a work request
+_FILE_REF = re.compile(r"\bF[A-Z0-9]{6,}\b|https?://|[\w-]\.(?:csv|tsv|txt|xlsx?|json|jsonl|parquet)\b", re.IGNORECASE)
 _REPORT = re.compile(r"^\s*/?(?:(?:the\s+)?weekly\s+(?:team\s+)?report|team\s+report|report\s+weekly|周报)"
                      r"\s*[.!?。]?\s*$", re.IGNORECASE)
 _EXACT: list[tuple[str, re.Pattern[str]]] = [
@@ -81,7 +83,7 @@ class Router:
         if m := _WRITE.match(text):
             rest = (m.group("rest") or m.group("en") or m.group("zh") or "").strip()
             return Intent("write", rest, slow=True, status_text="Writing a draft… :pencil2:")
-        if m := _SUMMARIZE.match(text):
+        if (m := _SUMMARIZE.match(text)) and (not m.group("rest").strip() or _FILE_REF.search(m.group("rest"))):
             return Intent("summarize", m.group("rest").strip(), slow=True,
                           status_text="Reading the file… :bar_chart:")
         if _REPORT.match(text):

@@ -75,8 +75,9 @@ class Target:
     status_ts: str | None = None
     update_ts: str | None = None
     task_id: int | None = None
-    errors_ephemeral: bool = False  # error replies go to `user` only (chat.postEphemeral)
+    errors_ephemeral: bool = False  # error replies go to `user` only (chat.postEphemeral)...
     ephemeral_thread_ts: str | None = None
+    posted: bool = False  # ...until the answer has posted into the thread: then they follow it there
 
 
 def _click_target(body: dict[str, Any]) -> Target:
@@ -170,7 +171,8 @@ class SlackAdapter:
         if isinstance(reply, DirectMessage):
             self._send_dm(reply)
             return
-        private = target.errors_ephemeral and not target.status_ts  # a status message up: replace it in place
+        # a status message up: replace it in place; an answer already in the thread: errors follow it there
+        private = target.errors_ephemeral and not target.status_ts and not target.posted
         if isinstance(reply, TextReply) and reply.kind == "error" and private:
             self._post_ephemeral(target, reply)
             return
@@ -188,6 +190,7 @@ class SlackAdapter:
 
     def _post(self, target: Target, out: SlackMessage | SlackFile) -> str | None:
         """Post one message in the thread (or turn the status message into it); returns its ts."""
+        target.posted = True
         if isinstance(out, SlackUpload):
             source: dict[str, Any] = {"file": out.path} if out.path else {"content": out.data or b""}
             self.client.files_upload_v2(

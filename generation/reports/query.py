@@ -26,6 +26,7 @@ from generation.reports.query_spec import Aggregate, QuerySpec, SpecError, check
 log = logging.getLogger(__name__)
 
 MAX_ROWS = 20
+MAX_QUESTION = 500
 FORMS = (
     "• total <number column> by <column>  (total Sales by Region)",
     "• top 5 <column> by <number column> [in 2024]  (top 5 Category by Profit)",
@@ -52,6 +53,9 @@ def answer_question(df: pd.DataFrame, question: str, *, embedder: Any = None, te
     """Answer one question about df (read-only) with a computed table; see the module docstring."""
     if df is None or df.shape[1] == 0:
         return _cannot("the table has no columns", None)
+    if len(question) > MAX_QUESTION:
+        log.info("question of %d characters refused", len(question))
+        return _cannot(f"the question is longer than {MAX_QUESTION} characters", None)
     cols = Columns(df, embedder)
     spec, problem = None, ""
     try:
@@ -88,6 +92,8 @@ def _cannot(problem: str, cols: Columns | None) -> Answer:
 
 def _text(spec: QuerySpec, table: pd.DataFrame, df: pd.DataFrame) -> str:
     heading = spec.describe()
+    if df.empty:
+        return f"The table has no rows, so {heading} has nothing to count."
     if spec.filters:
         counting = QuerySpec(filters=spec.filters, aggregate=Aggregate(func="count"))
         matched = int(run_spec(counting, df).iat[0, 0])

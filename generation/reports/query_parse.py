@@ -30,6 +30,7 @@ from generation.reports.query_spec import (
 
 log = logging.getLogger(__name__)
 
+MAX_EMBEDDED = 1000  # wider tables match names only: embedding 10,000 headers would take minutes on a CPU
 EMBED_MIN = 0.45  # all-MiniLM cosine; unrelated words score up to ~0.3 against column names (measured)
 ROW_WORDS = {"", "row", "rows", "record", "records", "entry", "entries", "line", "lines", "order", "orders",
              "item", "items", "transaction", "transactions", "sale"}
@@ -124,7 +125,7 @@ class Columns:
     def _best(self, phrase: str, pool: Sequence[str], *, embed: bool = True) -> tuple[str, float]:
         scored = [(c, self._name_score(phrase, c)) for c in pool]
         best = max(scored, key=lambda cs: cs[1])
-        if best[1] >= 0.8 or not embed or self.embedder is None:
+        if best[1] >= 0.8 or not embed or self.embedder is None or len(self.names) > MAX_EMBEDDED:
             return best
         sims = self._embed_scores(phrase)
         idx = {c: i for i, c in enumerate(self.names)}
@@ -158,7 +159,7 @@ class Columns:
             self._values = {}
             for c in self.names:
                 s = self.df[c]
-                if c in self.numeric or c in self.dates():
+                if c in self.numeric or len(self._values) > 50_000 or c in self.dates():
                     continue
                 uniques = s.dropna().unique()
                 if len(uniques) > 500:
@@ -192,7 +193,7 @@ def parse_question(question: str, cols: Columns) -> QuerySpec | None:
     """A spec for the common forms; None when the question has none of them; Unplaced for unknown words."""
     text = re.sub(r"\s+", " ", question).strip().strip("?!.。？！ ")
     if re.search(r"[\u4e00-\u9fff]", text):
-        text = from_chinese(text)
+        text = from_chinese(text, frozenset(cols.names))
         log.debug("chinese question read as %r", text)
     missing = _missing_form(text, cols)
     if missing is not None:
@@ -382,8 +383,13 @@ ZH_DIGITS = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 
              "十": 10}
 
 
-def _zh_term(phrase: str) -> str:
-    phrase = re.sub(r"[和与及、]", " and ", phrase.strip(" 的"))
+def _zh_term(phrase: str, keep: frozenset[str] = frozenset()) -> str:
+    phrase = phrase.strip(" 的")
+    if phrase in keep:
+        return phrase  # the table's own (Chinese) column name
+    parts = [p for p in re.split(r"[和与及、]", phrase) if p.strip()]
+    if len(parts) > 1:
+        return " and ".join(_zh_term(p, keep) for p in parts)
     if phrase in ZH_TERMS:
         return ZH_TERMS[phrase]
     for zh, en in sorted(ZH_TERMS.items(), key=lambda kv: -len(kv[0])):
@@ -391,43 +397,45 @@ def _zh_term(phrase: str) -> str:
     return re.sub(r"\s+", " ", phrase).strip()
 
 
-def _zh_measure(phrase: str) -> str:
+def _zh_measure(phrase: str, keep: frozenset[str] = frozenset()) -> str:
     """"平均销售额" -> "average sales"; "销售额总和" -> "total sales"; "销售额" -> "total sales"."""
     phrase = phrase.strip(" 的")
+    if phrase in keep:
+        return f"total {phrase}"
     for zh, en in ZH_AGGS:
         if zh in phrase:
             rest = phrase.replace(zh, "", 1).strip(" 的是")
-            return f"{en} {_zh_term(rest)}".strip() if rest else en
-    return f"total {_zh_term(phrase)}"
+            return f"{en} {_zh_term(rest, keep)}".strip() if rest else en
+    return f"total {_zh_term(phrase, keep)}"
 
 
-def from_chinese(text: str) -> str:
+def from_chinese(text: str, keep: frozenset[str] = frozenset()) -> str:
     """Read the common Chinese forms as their English equivalents (column words via a small glossary)."""
     text = re.sub(r"((?:19|20)\d{2})\s*年", r" in \1 ", text).strip()
     text = re.sub(r"[，,？?。！!]", " ", text).strip()
     m = re.match(r"^(?:有)?多少(?:行|条|条记录|个记录)?(?:没有|缺少|缺失|没填)(?P<c>.+)$", text) or re.match(
         r"^(?P<c>.+?)(?:为空|缺失|是空的)的?(?:有)?多少(?:行|条)?$", text)
     if m:
-        return f"how many rows have no {_zh_term(m.group('c'))}"
+        return f"how many rows have no {_zh_term(m.group('c'), keep)}"
     n_ = r"(?P<n>\d+|[一二两三四五六七八九十])(?:个|名|位|种)?"
     m = re.match(rf"^(?P<m>.+?)(?:最高|最多|最大)的前{n_}(?P<g>.+)$", text) or re.match(
         rf"^前{n_}(?P<g>.+?)(?:按|的)(?P<m>.+)$", text)
     if m:
         n = m.group("n") if m.group("n").isdigit() else ZH_DIGITS[m.group("n")]
-        return f"top {n} {_zh_term(m.group('g'))} by {_zh_measure(m.group('m'))}"
+        return f"top {n} {_zh_term(m.group('g'), keep)} by {_zh_measure(m.group('m'), keep)}"
     m = re.match(r"^按(?:照)?(?P<g>.+?)(?:统计|汇总|计算|求|分组|看)(?:的)?(?P<m>.+)$", text)
     if m:
-        return f"{_zh_measure(m.group('m'))} by {_zh_group(m.group('g'))}"
+        return f"{_zh_measure(m.group('m'), keep)} by {_zh_group(m.group('g'), keep)}"
     m = re.match(r"^(?:每个?|各个?)(?P<g>月|年|季度|季|周|星期|天|日)的?(?P<m>.+)$", text) or re.match(
         r"^(?:每个?|各个?)(?P<g>[^的]+)的(?P<m>.+)$", text)
     if m:
-        return f"{_zh_measure(m.group('m'))} per {_zh_group(m.group('g'))}"
+        return f"{_zh_measure(m.group('m'), keep)} per {_zh_group(m.group('g'), keep)}"
     m = re.match(r"^(?P<m>.+?)(?:的)?(?:总和|总计|合计|总额)$", text)
     if m:
-        return f"total {_zh_term(m.group('m'))}"
-    return _zh_measure(text) if any(zh in text for zh, _ in ZH_AGGS) else _zh_term(text)
+        return f"total {_zh_term(m.group('m'), keep)}"
+    return _zh_measure(text, keep) if any(zh in text for zh, _ in ZH_AGGS) else _zh_term(text, keep)
 
 
-def _zh_group(phrase: str) -> str:
+def _zh_group(phrase: str, keep: frozenset[str] = frozenset()) -> str:
     phrase = phrase.strip(" 的个")
-    return ZH_PARTS.get(phrase) or _zh_term(phrase)
+    return ZH_PARTS.get(phrase) or _zh_term(phrase, keep)

@@ -1,0 +1,150 @@
+"""generation/client.py: the HTTP clients against a real loopback service, and the in-process ones."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.settings import load_settings
+from generation.client import (
+    GenerationRejected,
+    GenerationUnavailable,
+    HttpImageModel,
+    HttpTextModel,
+    LocalImageModel,
+    LocalTextModel,
+    build_image_model,
+    build_text_model,
+)
+from generation.runtime import Backends
+from generation.server import create_app
+from tests.generation_tiny import LiveServer, build_tiny_model
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
+
+
+@pytest.fixture(scope="module")
+def service(tiny_dir: Path, embedder: Any) -> Any:
+    settings = load_settings(text_model=str(tiny_dir), device="cpu", batch_wait_ms=5)
+    with LiveServer(create_app(settings, backends=Backends(settings, embedder=embedder))) as srv:
+        yield srv
+
+
+def _png(data: bytes) -> tuple[int, int]:
+    import io
+
+    from PIL import Image
+
+    return Image.open(io.BytesIO(data)).size  # type: ignore[no-any-return]
+
+
+def test_build_picks_http_when_a_url_is_set(tiny_dir: Path) -> None:
+    remote = load_settings(generation_url="http://127.0.0.1:9/")
+    assert isinstance(build_text_model(remote), HttpTextModel)
+    assert isinstance(build_image_model(remote), HttpImageModel)
+    local = load_settings(text_model=str(tiny_dir))
+    assert isinstance(build_text_model(local), LocalTextModel)
+    assert isinstance(build_image_model(local), LocalImageModel)
+
+
+def test_http_text_and_images(service: Any) -> None:
+    settings = load_settings(generation_url=service.url + "/v1", generation_timeout_s=30)
+    text = build_text_model(settings).complete([{"role": "user", "content": "Draft a reply"}], max_tokens=5,
+                                               temperature=0)  # fmt: skip
+    assert isinstance(text, str) and text
+    img = build_image_model(settings).draw("draw 8 sevens", n=8, seed=1)
+    assert img.label == "7" and img.n == 8 and img.seed == 1
+    assert img.png.startswith(b"\x89PNG") and _png(img.png)[0] > 56
+
+
+def test_http_rejections_carry_the_services_message(service: Any) -> None:
+    settings = load_settings(generation_url=service.url, generation_timeout_s=30)
+    with pytest.raises(GenerationRejected) as info:
+        build_image_model(settings).draw("a giraffe", n=4)
+    assert "can draw: 0, 1, 2" in info.value.user_message
+    with pytest.raises(GenerationRejected, match="between 1 and 64"):
+        build_image_model(settings).draw("a seven", n=500)
+    with pytest.raises(GenerationRejected, match="prompt is empty"):
+        build_text_model(settings).complete([{"role": "user", "content": ""}])
+
+
+def test_a_service_that_is_down_is_unavailable_within_the_timeout() -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    settings = load_settings(generation_url=f"http://127.0.0.1:{port}", generation_timeout_s=2)
+    t0 = time.monotonic()
+    with pytest.raises(GenerationUnavailable) as info:
+        build_text_model(settings).complete([{"role": "user", "content": "hi"}])
+    assert time.monotonic() - t0 < 4
+    assert "unavailable" in info.value.user_message and "cannot connect" in info.value.user_message
+
+
+def test_retries_reach_a_service_that_comes_back(tiny_dir: Path, embedder: Any) -> None:
+    settings = load_settings(text_model=str(tiny_dir), device="cpu")
+    srv = LiveServer(create_app(settings, backends=Backends(settings, embedder=embedder), preload=False))
+    starter = threading.Timer(1.0, srv.__enter__)
+    starter.start()
+    try:
+        client = HttpImageModel(srv.url, timeout_s=30)
+        t0 = time.monotonic()
+        img = client.draw("七", n=2, seed=5)  # refused connections first, then the service is up
+        assert img.label == "7" and time.monotonic() - t0 >= 0.9
+    finally:
+        starter.join()
+        srv.stop()
+
+
+def test_a_full_queue_is_retried_after_retry_after_then_unavailable(tiny_dir: Path) -> None:
+    from generation.text.engine import load_text_engine
+
+    # The hogs end by the request timeout (504), so nothing keeps running after the test.
+    settings = load_settings(text_model=str(tiny_dir), device="cpu", queue_max=1, batch_max=1, request_timeout_s=4)
+    backends = Backends(settings, text_engine=load_text_engine(settings))
+    with LiveServer(create_app(settings, backends=backends, preload=False)) as srv:
+        hog = HttpTextModel(srv.url, timeout_s=30)
+
+        def occupy() -> None:
+            with pytest.raises(GenerationUnavailable):
+                hog.complete([{"role": "user", "content": "long"}], max_tokens=4000, temperature=1.0)
+
+        busy = [threading.Thread(target=occupy) for _ in range(2)]  # one running, one filling the queue
+        for t in busy:
+            t.start()
+        deadline = time.monotonic() + 10
+        while backends.text().depth < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        t0 = time.monotonic()
+        with pytest.raises(GenerationUnavailable, match="busy or unavailable") as info:
+            HttpTextModel(srv.url, timeout_s=2.5).complete([{"role": "user", "content": "me too"}])
+        assert time.monotonic() - t0 >= 1.0  # it waited (Retry-After, backoff) before giving up
+        assert "queue is full" in info.value.user_message
+        for t in busy:
+            t.join(30)
+
+
+def test_in_process_models_use_the_same_backends(tiny_dir: Path, embedder: Any) -> None:
+    settings = load_settings(text_model=str(tiny_dir), device="cpu")
+    backends = Backends(settings, embedder=embedder)
+    text = LocalTextModel(backends, timeout_s=30).complete([{"role": "user", "content": "hi"}], max_tokens=4)
+    assert isinstance(text, str)
+    img = LocalImageModel(backends, timeout_s=30).draw("画三个七", n=3, seed=2)
+    assert img.label == "7" and img.png.startswith(b"\x89PNG")
+    with pytest.raises(GenerationRejected, match="can draw"):
+        LocalImageModel(backends, timeout_s=30).draw("a giraffe", n=3)
+    with pytest.raises(GenerationRejected, match="1 to 64"):
+        LocalImageModel(backends, timeout_s=30).draw("a seven", n=0)
+    with pytest.raises(GenerationRejected, match="too long"):
+        LocalTextModel(backends, timeout_s=30).complete([{"role": "user", "content": "x " * 100_000}])
+    broken = Backends(load_settings(text_model=str(tiny_dir.parent / "missing.gguf")))
+    with pytest.raises(GenerationUnavailable, match="text model is unavailable"):
+        LocalTextModel(broken, timeout_s=5).complete([{"role": "user", "content": "hi"}])
