@@ -34,12 +34,13 @@ def summarize(ctx: click.Context, file: str, as_json: bool, out_dir: Path | None
     Example: taskwright summarize sales.csv --out charts/
     """
     from bot.cli import _settings
+    from bot.files import max_bytes_for
     from generation.reports import TableError, load_table, summarize_table
 
     settings = _settings(ctx)
     out = out_dir or settings.files_dir / "summaries" / _slug(file)
     try:
-        table = load_table(file, Path(file).name, max_bytes=int(settings.max_file_mb * 1024 * 1024), sheet=sheet)
+        table = load_table(file, Path(file).name, max_bytes=max_bytes_for(settings.max_file_mb), sheet=sheet)
     except TableError as e:
         raise click.ClickException(e.user_message) from None
     if question:

@@ -37,9 +37,25 @@ class FileFetcher(Protocol):
     def fetch(self, ref: FileRef, dest_dir: Path, *, max_bytes: int) -> Path: ...
 
 
-def too_big(name: str, size: int, max_bytes: int) -> str:
-    return (f"“{name}” is {size / 1e6:,.1f} MB; the limit is {max_bytes / 1e6:,.0f} MB "
-            "(TASKWRIGHT_MAX_FILE_MB). Share a smaller extract, e.g. one sheet or fewer rows.")
+MB = 1024 * 1024  # TASKWRIGHT_MAX_FILE_MB counts binary megabytes; messages use the same unit
+
+
+def max_bytes_for(max_file_mb: float) -> int:
+    """The byte cap for a TASKWRIGHT_MAX_FILE_MB value (one place, so checks and messages agree)."""
+    return int(max_file_mb * MB)
+
+
+def mb_text(n_bytes: int, places: int = 1) -> str:
+    """Bytes as MB in the cap's unit: 1.3, 200 (no trailing .0), 0.5."""
+    text = f"{n_bytes / MB:,.{places}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def too_big(name: str, size: int, max_bytes: int, *, at_least: bool = False) -> str:
+    """The refusal for a file over the cap; `at_least` when the download was cut off (the true size is larger)."""
+    return (f"“{name}” is {'more than ' if at_least else ''}{mb_text(size)} MB, over the size cap: "
+            f"the limit is {mb_text(max_bytes, 2)} MB (TASKWRIGHT_MAX_FILE_MB). "
+            "Share a smaller extract, e.g. one sheet or fewer rows.")
 
 
 def safe_name(name: str) -> str:
@@ -150,5 +166,5 @@ class SlackFiles:
                 got += len(chunk)
                 if got > max_bytes:
                     log.warning("download of %s passed the %d-byte cap; aborted", ref.id, max_bytes)
-                    raise FileFetchError(too_big(ref.name, got, max_bytes).replace(" is ", " is over ", 1))
+                    raise FileFetchError(too_big(ref.name, got, max_bytes, at_least=True))
                 out.write(chunk)

@@ -87,7 +87,8 @@ def load_table(source: str | Path | bytes, name: str = "", *, max_bytes: int | N
 
 
 def _too_big(name: str, size: int, cap: int) -> str:
-    return (f"{name} is {size / 1e6:.1f} MB, over the {cap / 1e6:.0f} MB limit "
+    mib = 1024 * 1024  # the unit of TASKWRIGHT_MAX_FILE_MB (bot/files.py uses the same)
+    return (f"{name} is {size / mib:.1f} MB, over the size cap: the limit is {cap / mib:g} MB "
             f"(setting TASKWRIGHT_MAX_FILE_MB). Share a smaller extract.")
 
 

@@ -214,7 +214,9 @@ def test_a_declared_size_over_the_cap_is_refused_before_any_download(
         assert "the limit is 1 MB" in "\n".join(texts_in_thread(fake_slack, DM, "1700000250.000600"))
         # a file whose real size passes the cap (the size Slack declared was too small) is cut off mid-stream
         fake_slack.clear()
-        liar = fake_slack.add_file("liar.csv", sales_csv(30_000), declared_size=1000)
+        content = sales_csv(40_000)
+        assert len(content) > 1024 * 1024  # really over the 1 MB cap (30,000 rows were 0.9 MB: under it)
+        liar = fake_slack.add_file("liar.csv", content, declared_size=1000)
         rig.event(dm_file_share([liar], event_id="EvFile000002", ts="1700000260.000600"))
         fake_slack.wait_for("chat.update", 1, timeout=30)
         fake_slack.quiet()
