@@ -107,29 +107,46 @@ def test_retries_reach_a_service_that_comes_back(tiny_dir: Path, embedder: Any) 
 def test_a_full_queue_is_retried_after_retry_after_then_unavailable(tiny_dir: Path) -> None:
     from generation.text.engine import load_text_engine
 
-    # The hogs end by the request timeout (504), so nothing keeps running after the test.
-    settings = load_settings(text_model=str(tiny_dir), device="cpu", queue_max=1, batch_max=1, request_timeout_s=4)
+    # The worker is kept busy deterministically: the test holds the engine's lock, so the batch the worker
+    # took blocks at its first forward pass (a random tiny model cannot be relied on to run long: it samples
+    # its end token within a few hundred tokens). One request is running, one fills the queue of 1.
+    settings = load_settings(text_model=str(tiny_dir), device="cpu", queue_max=1, batch_max=1, batch_wait_ms=0,
+                             request_timeout_s=60)  # fmt: skip
     backends = Backends(settings, text_engine=load_text_engine(settings))
+    batcher = backends.text()
     with LiveServer(create_app(settings, backends=backends, preload=False)) as srv:
-        hog = HttpTextModel(srv.url, timeout_s=30)
+        results: list[str] = []
+        earlier = HttpTextModel(srv.url, timeout_s=60)
 
-        def occupy() -> None:
-            with pytest.raises(GenerationUnavailable):
-                hog.complete([{"role": "user", "content": "long"}], max_tokens=4000, temperature=1.0)
+        def send() -> None:
+            results.append(earlier.complete([{"role": "user", "content": "first"}], max_tokens=3, temperature=0))
 
-        busy = [threading.Thread(target=occupy) for _ in range(2)]  # one running, one filling the queue
-        for t in busy:
-            t.start()
-        deadline = time.monotonic() + 10
-        while backends.text().depth < 1 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        t0 = time.monotonic()
-        with pytest.raises(GenerationUnavailable, match="busy or unavailable") as info:
-            HttpTextModel(srv.url, timeout_s=2.5).complete([{"role": "user", "content": "me too"}])
-        assert time.monotonic() - t0 >= 1.0  # it waited (Retry-After, backoff) before giving up
-        assert "queue is full" in info.value.user_message
-        for t in busy:
+        def wait_for(depth: int, in_flight: int) -> None:
+            deadline = time.monotonic() + 10
+            while (batcher.depth, batcher.in_flight) != (depth, in_flight) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert (batcher.depth, batcher.in_flight) == (depth, in_flight)
+
+        senders = [threading.Thread(target=send) for _ in range(2)]
+        batcher.engine.lock.acquire()
+        try:
+            senders[0].start()
+            wait_for(0, 1)  # taken by the worker, which now waits for the lock
+            senders[1].start()
+            wait_for(1, 2)  # the queue of 1 is full
+            t0 = time.monotonic()
+            with pytest.raises(GenerationUnavailable, match="busy or unavailable") as info:
+                HttpTextModel(srv.url, timeout_s=2.5).complete([{"role": "user", "content": "me too"}])
+            assert time.monotonic() - t0 >= 1.0  # it waited (Retry-After, backoff) before giving up
+            assert "queue is full" in info.value.user_message
+        finally:
+            batcher.engine.lock.release()
+        for t in senders:
             t.join(30)
+        assert len(results) == 2 and all(isinstance(r, str) for r in results)  # the queued ones still finish
+        # Once the queue has room again, the same client call succeeds.
+        assert isinstance(HttpTextModel(srv.url, timeout_s=10).complete([{"role": "user", "content": "now"}],
+                                                                        max_tokens=2), str)  # fmt: skip
 
 
 def test_in_process_models_use_the_same_backends(tiny_dir: Path, embedder: Any) -> None:
