@@ -22,7 +22,7 @@ from planner.types import Plan, Task
 log = logging.getLogger(__name__)
 
 DEFAULT_IMAGES = 8
-TEXT_MAX_TOKENS = 400
+TEXT_MAX_TOKENS = 300  # a chat draft; about 200 words
 SYSTEM = ("You write short, friendly, professional drafts for a team's chat. Write only the draft itself, "
           "in the language of the request, with no preamble and no notes about the draft.")
 

@@ -290,7 +290,10 @@ def build_text_model(settings: Settings) -> TextModel:
         return HttpTextModel(settings.generation_url, timeout_s=settings.generation_timeout_s)
     from generation.runtime import shared_backends
 
-    return LocalTextModel(shared_backends(settings), timeout_s=settings.generation_timeout_s)
+    # In-process there is no network to give up on: the service's own per-request limit applies (a CPU
+    # writes a few hundred tokens in about a minute when other work shares it).
+    timeout_s = max(settings.generation_timeout_s, settings.request_timeout_s)
+    return LocalTextModel(shared_backends(settings), timeout_s=timeout_s)
 
 
 def build_image_model(settings: Settings) -> ImageModel:
