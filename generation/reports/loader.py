@@ -96,7 +96,7 @@ def _too_big(name: str, size: int, cap: int) -> str:
 
 
 def _load_bytes(raw: bytes, name: str, sheet: str | None) -> LoadedTable:
-    if not raw.strip():
+    if not raw or raw.isspace():  # isspace stops at the first other byte; strip() would copy the file
         raise TableError(f"{name} is empty: there is no data to summarize.")
     head = raw[:4096]
     if head.startswith(b"PK\x03\x04"):
@@ -109,7 +109,7 @@ def _load_bytes(raw: bytes, name: str, sheet: str | None) -> LoadedTable:
                                                        b"Rar!")):
         raise TableError(f"{name} is not a table (it looks like a compressed archive, PDF or image). "
                          "Upload a CSV, TSV, Excel, JSON or Parquet file.")
-    text, enc_note = _decode(raw, name)
+    text, enc_note, codec = _decode(raw, name)
     stripped = text.lstrip("\ufeff \t\r\n")[:512].lower()
     if stripped.startswith(("<!doctype html", "<html", "<head", "<body")) or (
             stripped.startswith("<") and "<html" in text[:4096].lower()):
@@ -121,22 +121,28 @@ def _load_bytes(raw: bytes, name: str, sheet: str | None) -> LoadedTable:
         table = _load_json(text, name)
         table.notes[:0] = notes
         return table
-    return _load_csv(text, name, notes)
+    complete = len(text) <= SNIFF_CHARS
+    head = text[: SNIFF_CHARS + 1]
+    del text  # pandas parses the bytes (codec below): a decoded copy in a StringIO costs 4 bytes a character
+    return _load_csv(head, name, notes, complete=complete, source=(raw, *codec))
 
 
-def _decode(raw: bytes, name: str) -> tuple[str, str]:
-    """Bytes to text: BOMs, UTF-8, then charset-normalizer's guess (GBK, Latin-1...), then Latin-1."""
+def _decode(raw: bytes, name: str) -> tuple[str, str, tuple[str, str]]:
+    """Bytes to text: BOMs, UTF-8, then charset-normalizer's guess (GBK, Latin-1...), then Latin-1.
+
+    Returns (text, note for the user, (codec, errors)) where the codec decodes `raw` to exactly `text`.
+    """
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return raw.decode("utf-16", errors="replace"), "encoding: UTF-16"
+        return raw.decode("utf-16", errors="replace"), "encoding: UTF-16", ("utf-16", "replace")
     sample = raw[:1_000_000]
     if b"\x00" in sample[:8192]:
         raise TableError(f"{name} is a binary file, not text: upload a CSV, TSV, Excel, JSON or Parquet file.")
     if _bad_control_ratio(sample) > 0.05:
         raise TableError(f"{name} is a binary file, not text: upload a CSV, TSV, Excel, JSON or Parquet file.")
     if raw.startswith(b"\xef\xbb\xbf"):
-        return raw[3:].decode("utf-8", errors="replace"), "encoding: UTF-8 with BOM"
+        return raw[3:].decode("utf-8", errors="replace"), "encoding: UTF-8 with BOM", ("utf-8-sig", "replace")
     try:
-        return raw.decode("utf-8"), ""
+        return raw.decode("utf-8"), "", ("utf-8", "strict")
     except UnicodeDecodeError:
         pass
     from charset_normalizer import from_bytes
@@ -145,13 +151,15 @@ def _decode(raw: bytes, name: str) -> tuple[str, str]:
     enc = best.encoding if best is not None else "latin-1"
     if enc.lower().replace("_", "") in ("gb2312", "gbk", "gb18030", "hz"):
         enc = "gb18030"  # the superset: GBK files with rarer characters still decode
+    errors = "strict"
     try:
         text = raw.decode(enc)
     except (UnicodeDecodeError, LookupError):
         enc = "gb18030" if _strict_ok(raw, "gb18030") else "cp1252" if _strict_ok(raw, "cp1252") else "latin-1"
-        text = raw.decode(enc, errors="replace")
+        errors = "replace"
+        text = raw.decode(enc, errors=errors)
     label = {"gb18030": "GBK/GB18030", "cp1252": "Windows-1252", "latin_1": "Latin-1"}.get(enc, enc)
-    return text, f"encoding: {label} (no UTF-8)"
+    return text, f"encoding: {label} (no UTF-8)", (enc, errors)
 
 
 def _strict_ok(raw: bytes, enc: str) -> bool:
@@ -174,10 +182,13 @@ def _bad_control_ratio(sample: bytes) -> float:
 # --------------------------------------------------------------------------------------------------- CSV
 
 
-def _load_csv(text: str, name: str, notes: list[str]) -> LoadedTable:
+def _load_csv(text: str, name: str, notes: list[str], *, complete: bool | None = None,
+              source: tuple[bytes, str, str] | None = None) -> LoadedTable:
+    """Parse delimited text. `text` may be only the head of the file (for sniffing) when `source` gives the
+    whole file as (bytes, codec, errors): pandas then decodes the bytes itself, which needs far less memory."""
     sample = text[:SNIFF_CHARS]
     delim = _sniff_delimiter(sample)
-    rows = _sample_rows(sample, delim, complete=len(text) <= SNIFF_CHARS)
+    rows = _sample_rows(sample, delim, complete=len(text) <= SNIFF_CHARS if complete is None else complete)
     if not rows:
         raise TableError(f"{name} has no rows.")
     hdr = _header_index(rows)
@@ -195,8 +206,15 @@ def _load_csv(text: str, name: str, notes: list[str]) -> LoadedTable:
     kw = dict(sep=delim, header=None, names=names, skiprows=_skip_lines(sample, delim, hdr), skip_blank_lines=True,
               decimal=decimal, thousands="." if decimal == "," else None, low_memory=False,
               keep_default_na=True)
+    if source is not None:
+        raw, codec, errors = source
+        kw.update(encoding=codec, encoding_errors=errors)
+
+    def _input() -> io.IOBase:
+        return io.BytesIO(raw) if source is not None else io.StringIO(text)
+
     try:
-        df = pd.read_csv(io.StringIO(text), **kw)
+        df = pd.read_csv(_input(), **kw)
     except pd.errors.ParserError as e:
         if "Expected" not in str(e):
             raise TableError(f"{name} could not be parsed as CSV: {str(e)[:200]}") from None
@@ -206,7 +224,7 @@ def _load_csv(text: str, name: str, notes: list[str]) -> LoadedTable:
             bad.append(1)
             return None
 
-        df = pd.read_csv(io.StringIO(text), engine="python", on_bad_lines=_keep_short,
+        df = pd.read_csv(_input(), engine="python", on_bad_lines=_keep_short,
                          **{k: v for k, v in kw.items() if k != "low_memory"})
         notes.append(f"{len(bad)} row(s) with more fields than the header ({len(names)}) were skipped")
     except (csv.Error, ValueError) as e:
@@ -469,8 +487,12 @@ def _count_formula_like(s: pd.Series) -> int:
     if len(sample) > 200_000:
         sample = sample.iloc[:200_000]
     st = sample.astype(str)
-    first = st.str[:1]
-    return int((first.isin(["=", "+", "@"]) | ((first == "-") & ~st.str.fullmatch(r"-\s*[\d.,]+"))).sum())
+    starts = st.str.startswith(("=", "+", "@", "-"))  # vectorized; the regex below only sees those cells
+    if not starts.any():
+        return 0
+    st = st[starts]
+    minus_number = st.str.fullmatch(r"-\s*[\d.,]+")
+    return int(len(st) - minus_number.sum())
 
 
 def convert_text_column(s: pd.Series, name: str) -> tuple[pd.Series, str]:
@@ -488,8 +510,10 @@ def convert_text_column(s: pd.Series, name: str) -> tuple[pd.Series, str]:
     lowered = sample.str.lower()
     if lowered.isin(TRUE_WORDS | FALSE_WORDS).all() and lowered.nunique() == 2:
         full = s.astype("string").str.strip().str.lower()
-        return full.map(lambda v: True if v in TRUE_WORDS else False if v in FALSE_WORDS else None).astype(
-            "boolean"), f"{name}: yes/no values read as boolean"
+        is_true, is_false = full.isin(TRUE_WORDS).to_numpy(bool), full.isin(FALSE_WORDS).to_numpy(bool)
+        out = pd.Series(pd.array(is_true, dtype="boolean"), index=s.index, name=s.name)
+        out[~(is_true | is_false)] = pd.NA
+        return out, f"{name}: yes/no values read as boolean"
     num_share = sample.str.match(_NUM_CLEAN).mean()
     if num_share >= CONVERT_SHARE and sample.str.contains(r"\d").all():
         parsed, how = parse_numbers(s)

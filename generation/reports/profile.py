@@ -179,6 +179,11 @@ def _duplicates(df: pd.DataFrame) -> int:
     if df.shape[1] > MAX_PROFILED_COLUMNS * 5:
         df = df.iloc[:, : MAX_PROFILED_COLUMNS * 5]
     try:
+        if len(df) > 50_000:
+            # Hash each row once, then compare exactly only the rows whose hash repeats: the same count as
+            # df.duplicated() (equal rows hash alike), at about a third of its cost on wide text tables.
+            repeats = pd.util.hash_pandas_object(df, index=False).duplicated(keep=False).to_numpy()
+            return int(df[repeats].duplicated().sum()) if repeats.any() else 0
         return int(df.duplicated().sum())
     except TypeError:
         return int(df.astype(str).duplicated().sum())
