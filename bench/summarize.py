@@ -129,8 +129,6 @@ def _work_ours(path: Path, out: Path) -> dict[str, Any]:
 
 
 def _work_pandas(path: Path, out: Path) -> dict[str, Any]:
-    import pandas as pd
-
     t0 = time.perf_counter()
     df = pandas_reference(path)
     desc = df.describe(include="all")
@@ -172,7 +170,7 @@ def ydata_python() -> str | None:
     candidates = [env] if env else [str(ROOT / ".venv-bench" / "bin" / "python"), sys.executable]
     for py in candidates:
         if py and Path(py).exists() and subprocess.run(
-                [py, "-c", "import ydata_profiling"], capture_output=True, timeout=120).returncode == 0:
+                [py, "-c", "import ydata_profiling"], capture_output=True, timeout=120, check=False).returncode == 0:
             return py
     return None
 
@@ -180,9 +178,9 @@ def ydata_python() -> str | None:
 def run_contender(kind: str, path: Path, python: str, timeout_s: float) -> dict[str, Any]:
     """One subprocess; its own peak RSS from wait4's rusage (ru_maxrss is KiB on Linux)."""
     with tempfile.TemporaryDirectory(prefix=f"bench-{kind}-") as tmp:
-        cmd = [python, "-c", "import sys; sys.path.insert(0, sys.argv[1]); from bench.summarize import worker_main;"
-               " from pathlib import Path; worker_main(sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4]))",
-               str(ROOT), kind, str(path), tmp]
+        code = ("import sys; sys.path.insert(0, sys.argv[1]); from bench.summarize import worker_main;"
+                " from pathlib import Path; worker_main(sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4]))")
+        cmd = [python, "-c", code, str(ROOT), kind, str(path), tmp]
         env = dict(os.environ, PYTHONWARNINGS="ignore", MPLBACKEND="Agg")
         t0 = time.perf_counter()
         with tempfile.TemporaryFile() as so, tempfile.TemporaryFile() as se:
@@ -271,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
                "pandas": run_contender("pandas", path, sys.executable, args.timeout)}
         res["ydata"] = run_contender("ydata", path, ypy, args.timeout) if ypy else {
             "error": "skipped" if args.no_ydata else "not installed"}
-        ok, what = check_against_pandas(path)
+        _, what = check_against_pandas(path)
         rows_out.append(_flat([path.name, f"{path.stat().st_size / 1e6:.1f}",
                                *(_cells(res[k]) for k in CONTENDERS), _ratio(res["ours"], res["pandas"]),
                                _ratio(res["ydata"], res["ours"]), what]))

@@ -279,9 +279,13 @@ def _header_index(rows: list[list[str]]) -> int:
     """Skip title/comment lines: the header is the first row as wide as the data rows below it."""
     widths = [len(r) for r in rows[:50]]
     width = Counter(widths[1:] or widths).most_common(1)[0][0]
+    # a workbook's rows all have the sheet's width: a title row shows as one filled cell among empty ones
+    filled_width = Counter(sum(1 for c in r if c.strip()) for r in (rows[1:50] or rows)).most_common(1)[0][0]
     for i, r in enumerate(rows[:20]):
         filled = [c for c in r if c.strip()]
         if r and r[0].lstrip().startswith("#") and len(filled) <= 1:
+            continue
+        if len(filled) <= 1 < filled_width and i + 1 < len(rows):
             continue
         if len(r) >= width or len(filled) >= max(2, width // 2):
             return i

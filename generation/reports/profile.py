@@ -31,6 +31,11 @@ _ID_NAME = re.compile(r"(^|[_\s-])(id|uuid|key|code|no|number|sku|zip|postal cod
 MEASURE_WORDS = ("revenue", "sales", "amount", "total", "profit", "income", "cost", "volume", "quantity", "qty",
                  "price", "value", "wage", "salary")
 DATE_PART_NAMES = {"year", "month", "day", "week", "quarter", "hour", "yr", "mon"}
+#: the same measures in Chinese column names (matched as substrings: Chinese has no word breaks)
+MEASURE_WORDS_ZH = {"营收": "revenue", "收入": "income", "销售额": "sales", "销量": "quantity", "销售": "sales",
+                    "金额": "amount", "总额": "total", "合计": "total", "利润": "profit", "成本": "cost",
+                    "费用": "cost", "数量": "quantity", "单价": "price", "价格": "price", "工资": "wage",
+                    "薪资": "salary", "薪水": "salary"}
 
 
 @dataclass
@@ -138,7 +143,8 @@ def _column(name: str, s: pd.Series, n: int, missing: int, desc: pd.Series | Non
             cp.kind = "boolean"
             cp.top = _top(s)
         elif pd.api.types.is_integer_dtype(s.dtype) and count > 20 and (_ID_NAME.search(str(name)) or (
-                distinct == count and s.is_monotonic_increasing)):
+                distinct == count and s.is_monotonic_increasing  # 1, 2, 3...: a row number, unless named a measure
+                and measure_rank(str(name)) >= len(MEASURE_WORDS))):
             cp.kind = "identifier"
         else:
             cp.kind = "numeric"
@@ -212,6 +218,7 @@ def _tokens(name: str) -> set[str]:
 def measure_rank(name: str) -> int:
     """Position of the column's name among MEASURE_WORDS (lower is better); len(MEASURE_WORDS) if none."""
     toks = _tokens(name)
+    toks |= {en for zh, en in MEASURE_WORDS_ZH.items() if zh in name}
     for i, w in enumerate(MEASURE_WORDS):
         if w in toks:
             return i
