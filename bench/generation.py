@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import signal
 import socket
@@ -120,9 +121,7 @@ class ServiceProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.started_s = 0.0
 
-    def __enter__(self) -> ServiceProcess:
-        import httpx
-
+    def __enter__(self) -> ServiceProcess:  # noqa: PYI034
         cmd = [sys.executable, "-c", "from bot.cli import cli; cli()", "serve", "--host", "127.0.0.1",
                "--port", str(self.port)]  # fmt: skip
         self._log = self.log_path.open("wb")
@@ -264,37 +263,39 @@ def images_in_process(sampler: Any, batch: int, min_seconds: float) -> float:
 # ---------------------------------------------------------------- peers (llama.cpp on the same GGUF)
 
 
-def _peer_loads(complete: Callable[[dict[str, Any]], int], cfg: BenchConfig, clients: tuple[int, ...]) -> dict[int, Load]:
-    out: dict[int, Load] = {}
+def _closed_loop(complete: Callable[[dict[str, Any]], int], clients: int, n: int, tokens: int) -> Load:
+    """n requests from `clients` closed-loop threads calling complete(body) -> completion tokens."""
+    load = Load(clients, requests=n)
+    lock = threading.Lock()
+    counter = iter(range(n))
+
+    def client() -> None:
+        while True:
+            with lock:
+                i = next(counter, None)
+            if i is None:
+                return
+            t0 = time.perf_counter()
+            got = complete(chat_body(i, tokens))
+            dt = time.perf_counter() - t0
+            with lock:
+                load.tokens += got
+                load.latencies.append(dt)
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    load.seconds = time.perf_counter() - t0
+    return load
+
+
+def _peer_loads(complete: Callable[[dict[str, Any]], int], cfg: BenchConfig, clients: tuple[int, ...]
+                ) -> dict[int, Load]:  # fmt: skip
     complete(chat_body(0, 4))  # warm-up
-    for c in clients:
-        n = cfg.requests.get(c, 2 * c)
-        load = Load(c, requests=n)
-        lock = threading.Lock()
-        counter = iter(range(n))
-
-        def client() -> None:
-            while True:
-                with lock:
-                    i = next(counter, None)
-                if i is None:
-                    return
-                t0 = time.perf_counter()
-                got = complete(chat_body(i, cfg.tokens))
-                dt = time.perf_counter() - t0
-                with lock:
-                    load.tokens += got
-                    load.latencies.append(dt)
-
-        t0 = time.perf_counter()
-        threads = [threading.Thread(target=client) for _ in range(c)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        load.seconds = time.perf_counter() - t0
-        out[c] = load
-    return out
+    return {c: _closed_loop(complete, c, cfg.requests.get(c, 2 * c), cfg.tokens) for c in clients}
 
 
 def peer_xllamacpp(gguf: Path, cfg: BenchConfig) -> dict[int, Load] | str:
@@ -322,10 +323,7 @@ def peer_xllamacpp(gguf: Path, cfg: BenchConfig) -> dict[int, Load] | str:
         reply = server.handle_chat_completions(body)
         return int(reply["usage"]["completion_tokens"])
 
-    try:
-        return _peer_loads(complete, cfg, (1, 8))
-    finally:
-        del server
+    return _peer_loads(complete, cfg, (1, 8))
 
 
 def peer_llama_cpp_python(gguf: Path, cfg: BenchConfig) -> dict[int, Load] | str:
@@ -442,18 +440,19 @@ def run(cfg: BenchConfig, *, say: Callable[[str], None] = print) -> Results:
 
 
 def _f(x: float, digits: int = 1) -> str:
-    return "–" if x != x else f"{x:,.{digits}f}"  # noqa: PLR0124 - NaN check
+    return "–" if math.isnan(x) else f"{x:,.{digits}f}"
 
 
 def _ratio(a: float, b: float) -> str:
-    return f"{b / a:.2f}" if a and a == a and b == b else "–"
+    return f"{b / a:.2f}" if a and not math.isnan(a) and not math.isnan(b) else "–"
 
 
 def render(res: Results) -> str:
     cfg = res.cfg
-    out = [f"Text: {res.model_label} on {cfg.device}, {cfg.threads} thread(s), {cfg.tokens} tokens per request "
-           f"(greedy), via `taskwright serve` on loopback; batcher = TASKWRIGHT_BATCH_MAX={res.batch_max_on}, "
-           f"baseline = TASKWRIGHT_BATCH_MAX=1, same run", ""]  # fmt: skip
+    head = (f"Text: {res.model_label} on {cfg.device}, {cfg.threads} thread(s), {cfg.tokens} tokens per request "
+            f"(greedy), via `taskwright serve` on loopback; batcher = TASKWRIGHT_BATCH_MAX={res.batch_max_on}, "
+            f"baseline = TASKWRIGHT_BATCH_MAX=1, same run")  # fmt: skip
+    out = [head, ""]
     out += ["| load | measure | one at a time (baseline) | batcher | ratio |", "| --- | --- | ---: | ---: | ---: |"]
     for clients in (1, *cfg.concurrency):
         off, on = res.off.get(clients), res.on.get(clients)
@@ -472,8 +471,9 @@ def render(res: Results) -> str:
             out.append(f"| | errors | {off.errors} | {on.errors} | {off.first_error or on.first_error} |")
     if res.peers:
         ours1, ours8 = res.on.get(1), res.on.get(8)
-        out += ["", "Peer on the same GGUF (llama.cpp runs it quantised; ours runs it de-quantised to "
-                f"{'float32' if cfg.device == 'cpu' else 'bfloat16'}); ratio = peer / ours", "",
+        peer_head = ("Peer on the same GGUF (llama.cpp runs it quantised; ours runs it de-quantised to "
+                     f"{'float32' if cfg.device == 'cpu' else 'bfloat16'}); ratio = peer / ours")
+        out += ["", peer_head, "",
                 "| engine | 1 client tokens/s | 8 clients tokens/s | ratio 1 client | ratio 8 clients |",
                 "| --- | ---: | ---: | ---: | ---: |"]  # fmt: skip
         if ours1 and ours8:
@@ -487,8 +487,9 @@ def render(res: Results) -> str:
             t8 = p8.tokens_per_s if p8 else float("nan")
             out.append(f"| {name} | {_f(t1)} | {_f(t8)} | {_ratio(ours1.tokens_per_s, t1) if ours1 else '–'} | "
                        f"{_ratio(ours8.tokens_per_s, t8) if ours8 else '–'} |")  # fmt: skip
-    out += ["", f"Images: the shipped MNIST-5k GAN on {cfg.device}; batch 256 via the service = 4 concurrent "
-            "requests of 64 (one forward pass); in-process = GanSampler.sample_many, no HTTP or PNG", "",
+    images_head = (f"Images: the shipped MNIST-5k GAN on {cfg.device}; batch 256 via the service = 4 concurrent "
+                   "requests of 64 (one forward pass); in-process = GanSampler.sample_many, no HTTP or PNG")
+    out += ["", images_head, "",
             "| batch | service images/s | in-process images/s | service / in-process |", "| ---: | ---: | ---: | ---: |"]
     for b in IMAGE_BATCHES:
         s, local = res.images_service.get(b, float("nan")), res.images_local.get(b, float("nan"))
@@ -516,7 +517,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
     ap = argparse.ArgumentParser(prog="python -m bench.generation", description=__doc__.split("\n")[0])
     ap.add_argument("--model", default=None, help="a catalog name, .gguf or model folder (default: "
-                    "TASKWRIGHT_TEXT_MODEL, i.e. %s)" % load_settings().text_model)  # fmt: skip
+                    f"TASKWRIGHT_TEXT_MODEL, i.e. {load_settings().text_model})")  # fmt: skip
     ap.add_argument("--quick", action="store_true", help="the tiny random model, fewer requests (about a minute)")
     ap.add_argument("--tokens", type=int, default=None, help="max_tokens per request (default 32; 16 with --quick)")
     ap.add_argument("--threads", type=int, default=1, help="CPU threads per engine (default 1; see the docstring)")

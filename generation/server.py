@@ -16,13 +16,21 @@ import json
 import logging
 import re
 import time
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, AsyncIterator, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from generation.runtime import IMAGES_MAX, Backends, UnknownLabel
@@ -39,6 +47,7 @@ MAX_BODY_BYTES = 2 * 1024 * 1024
 MAX_TOKENS_LIMIT = 4096
 DEFAULT_MAX_TOKENS = 256
 STOP_MAX = 4
+DISCONNECT_CHECK_S = 0.5
 
 
 class ApiError(Exception):
@@ -84,13 +93,15 @@ class ResponseFormat(_Strict):
 class ChatRequest(_Strict):
     model: str | None = None
     messages: list[ChatMessage] = Field(min_length=1, max_length=512)
-    max_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS_LIMIT)
-    max_completion_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS_LIMIT)
-    temperature: float = Field(default=0.7, ge=0, le=2)
-    top_p: float = Field(default=1.0, gt=0, le=1)
+    # Numbers and flags are strict: `true`, "3" or 2.5 for a count, "yes" for a flag are refused with a 422
+    # instead of being coerced into something the caller did not mean.
+    max_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS_LIMIT, strict=True)
+    max_completion_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS_LIMIT, strict=True)
+    temperature: float = Field(default=0.7, ge=0, le=2, strict=True)
+    top_p: float = Field(default=1.0, gt=0, le=1, strict=True)
     stop: str | list[str] | None = None
-    stream: bool = False
-    n: int = Field(default=1, ge=1, le=1)
+    stream: bool = Field(default=False, strict=True)
+    n: int = Field(default=1, ge=1, le=1, strict=True)
     response_format: ResponseFormat | None = None
 
     @field_validator("stop")
@@ -107,10 +118,10 @@ class ChatRequest(_Strict):
 class ImageRequest(_Strict):
     prompt: str | None = Field(default=None, max_length=1000)
     label: str | None = Field(default=None, max_length=200)
-    n: int = 1
-    seed: int | None = Field(default=None, ge=0, le=2**63 - 1)
+    n: int = Field(default=1, strict=True)
+    seed: int | None = Field(default=None, ge=0, le=2**63 - 1, strict=True)
     response_format: str = "b64_json"
-    grid: bool = False
+    grid: bool = Field(default=False, strict=True)
     model: str | None = None
 
 
@@ -147,6 +158,83 @@ class Metrics:
             self.images.inc(work)
 
 
+# ---------------------------------------------------------------- guard
+
+
+_COUNTED = ("/v1/chat/completions", "/v1/images/generations")
+
+
+class Guard:
+    """Refuses bodies over MAX_BODY_BYTES (by Content-Length, or while reading a chunked body), and counts
+    requests and latency per endpoint (until the last byte of a stream).
+
+    Pure ASGI on purpose: Starlette's BaseHTTPMiddleware (`@app.middleware("http")`) hides the client's
+    disconnect from the handlers, so a plain reply whose client went away kept generating to max_tokens.
+    """
+
+    def __init__(self, app: Any, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        t0 = time.perf_counter()
+        status = [500]
+
+        async def send_counted(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = int(message["status"])
+            await send(message)
+
+        try:
+            receive_app = await self._bounded(scope, receive)
+            if receive_app is None:
+                status[0] = 413
+                await _error(413, f"the request body is over {MAX_BODY_BYTES // 1024} KiB")(scope, receive, send)
+            else:
+                await self.app(scope, receive_app, send_counted)
+        finally:
+            path = scope.get("path", "")
+            if path in _COUNTED:
+                self.metrics.requests.labels(path, str(status[0])).inc()
+                self.metrics.latency.labels(path).observe(time.perf_counter() - t0)
+
+    @staticmethod
+    async def _bounded(scope: Any, receive: Any) -> Any:
+        """The receive the app should use, or None when the body is too big."""
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length")
+        if length is not None:
+            return receive if length.isdigit() and int(length) <= MAX_BODY_BYTES else None
+        if b"chunked" not in headers.get(b"transfer-encoding", b""):
+            return receive
+        chunks, size = [], 0
+        while True:  # a chunked body: read it here, up to the limit, then hand it on whole
+            message = await receive()
+            if message["type"] != "http.request":
+                return receive  # the client went away; the app will see it
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                log.info("%s: chunked body over %d bytes refused", scope.get("path"), MAX_BODY_BYTES)
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay() -> Any:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
+
+        return replay
+
+
 # ---------------------------------------------------------------- app
 
 
@@ -175,19 +263,7 @@ def create_app(settings: Settings, *, backends: Backends | None = None, preload:
     app.state.backends = backends
     app.state.metrics = metrics
 
-    @app.middleware("http")
-    async def guard(request: Request, call_next: Any) -> Response:
-        endpoint = request.url.path
-        t0 = time.perf_counter()
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
-            response: Response = _error(413, f"the request body is over {MAX_BODY_BYTES // 1024} KiB")
-        else:
-            response = await call_next(request)
-        if endpoint in ("/v1/chat/completions", "/v1/images/generations"):
-            metrics.requests.labels(endpoint, str(response.status_code)).inc()
-            metrics.latency.labels(endpoint).observe(time.perf_counter() - t0)
-        return response
+    app.add_middleware(Guard, metrics=metrics)
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -217,7 +293,7 @@ def create_app(settings: Settings, *, backends: Backends | None = None, preload:
 
     @app.get("/metrics")
     async def prometheus() -> Response:
-        for kind, part in (("text", backends._text), ("image", backends._images and backends._images.batcher)):
+        for kind, part in (("text", backends._text), ("image", backends._images.batcher if backends._images else None)):
             if part is not None:
                 metrics.queue_depth.labels(kind).set(part.depth)
                 metrics.in_flight.labels(kind).set(part.in_flight)
@@ -328,15 +404,22 @@ async def _chat(body: ChatRequest, request: Request, backends: Backends, setting
         )  # fmt: skip
     parts: list[str] = []
     finished = False
+    checked = time.monotonic()
     try:
         while True:
+            # Whether the client is still there is asked at least every DISCONNECT_CHECK_S, also while
+            # tokens keep coming (a reply nobody waits for must not run on to max_tokens).
             try:
-                ev = await asyncio.wait_for(events.get(), timeout=1.0)
-            except asyncio.TimeoutError:
+                ev: TextEvent | None = await asyncio.wait_for(events.get(), timeout=DISCONNECT_CHECK_S)
+            except TimeoutError:
+                ev = None
+            if ev is None or time.monotonic() - checked >= DISCONNECT_CHECK_S:
+                checked = time.monotonic()
                 if await request.is_disconnected():
                     req.cancelled.set()
                     log.info("chat %s: client went away; cancelled", req.id)
                     return Response(status_code=499)
+            if ev is None:
                 continue
             parts.append(ev.delta)
             if ev.finish is not None:
@@ -423,7 +506,7 @@ async def _images(body: ImageRequest, backends: Backends, settings: Settings) ->
         raise _busy(exc) from exc
     try:
         arr = await asyncio.wait_for(asyncio.wrap_future(job.future), settings.request_timeout_s + 5)
-    except (asyncio.TimeoutError, TimeoutError) as exc:
+    except TimeoutError as exc:
         job.future.cancel()
         raise ApiError(504, f"drawing did not finish within {settings.request_timeout_s:.0f} s",
                        kind="timeout") from exc  # fmt: skip

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import json
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -26,6 +28,21 @@ def tiny_engine(tmp_path_factory: pytest.TempPathFactory) -> TextEngine:
     path = build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
     model, tok, device = load_causal_lm(path, None, device="cpu", n_threads=1)
     return TextEngine.from_loaded(model, tok, device, "tiny")
+
+
+@pytest.fixture(scope="module")
+def endless_engine(tiny_engine: TextEngine) -> TextEngine:
+    """The same model with no end-of-reply token: a reply ends only at max_tokens, a stop string, the timeout
+    or a cancellation. The random tiny model otherwise samples its end token within a few hundred tokens, so
+    a test of cancelling or timing out a long reply could pass without the cancel or the timeout."""
+    return dataclasses.replace(tiny_engine, eos_ids=frozenset(), lock=threading.Lock())
+
+
+def _tokens_generated(url: str) -> float:
+    for line in httpx.get(f"{url}/metrics").text.splitlines():
+        if line.startswith("taskwright_generated_tokens_total "):
+            return float(line.split()[-1])
+    return 0.0
 
 
 def _server(engine: TextEngine, **overrides: Any) -> LiveServer:
@@ -202,8 +219,8 @@ def test_200_concurrent_requests_against_a_queue_of_32(tiny_engine: TextEngine) 
         assert 'status="503"' in metrics
 
 
-def test_a_client_that_disconnects_mid_stream_frees_its_slot(tiny_engine: TextEngine) -> None:
-    with _server(tiny_engine) as srv:
+def test_a_client_that_disconnects_mid_stream_frees_its_slot(endless_engine: TextEngine) -> None:
+    with _server(endless_engine) as srv:
         body = {"messages": [{"role": "user", "content": "go on"}], "max_tokens": 4000, "temperature": 1.0,
                 "stream": True}  # fmt: skip
         with httpx.stream("POST", f"{srv.url}/v1/chat/completions", json=body, timeout=30) as r:
@@ -214,20 +231,21 @@ def test_a_client_that_disconnects_mid_stream_frees_its_slot(tiny_engine: TextEn
         deadline = time.monotonic() + 10
         while backends.text().in_flight and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert backends.text().in_flight == 0  # cancelled long before 4000 tokens
+        assert backends.text().in_flight == 0
+        assert 0 < _tokens_generated(srv.url) < 4000  # cancelled: this model would otherwise write all 4000
         assert _chat(srv.url, "next one").status_code == 200
 
 
-def test_a_request_past_its_timeout_is_a_504_and_the_service_stays_up(tiny_engine: TextEngine) -> None:
-    with _server(tiny_engine, request_timeout_s=0.3) as srv:
+def test_a_request_past_its_timeout_is_a_504_and_the_service_stays_up(endless_engine: TextEngine) -> None:
+    with _server(endless_engine, request_timeout_s=0.3) as srv:
         r = _chat(srv.url, "go on", max_tokens=4000, temperature=1.0)
         assert r.status_code == 504, r.text
         assert "did not finish" in r.json()["error"]["message"]
         assert _chat(srv.url, "short", max_tokens=2).status_code == 200
 
 
-def test_shutdown_finishes_in_flight_requests(tiny_engine: TextEngine) -> None:
-    srv = _server(tiny_engine).__enter__()
+def test_shutdown_finishes_in_flight_requests(endless_engine: TextEngine) -> None:
+    srv = _server(endless_engine).__enter__()
     result: dict[str, httpx.Response] = {}
     t = threading.Thread(target=lambda: result.setdefault("r", _chat(srv.url, "finish me", max_tokens=300)))
     t.start()
@@ -238,7 +256,7 @@ def test_shutdown_finishes_in_flight_requests(tiny_engine: TextEngine) -> None:
     srv.stop()
     t.join(30)
     assert result["r"].status_code == 200
-    assert result["r"].json()["usage"]["completion_tokens"] > 0
+    assert result["r"].json()["usage"]["completion_tokens"] == 300  # finished, not cut off by the shutdown
     with pytest.raises(httpx.ConnectError):
         _chat(srv.url, "too late")
 
