@@ -28,21 +28,28 @@ from generation.gan.sample import GanSampler
 
 log = logging.getLogger(__name__)
 
-TARGETS = {"accuracy": 0.95, "fid": 20.0, "images_per_s_256": 1800.0}
-CLASSIFIER_VERSION = 1
+# FID's units depend on the judge's feature scale (v2's batch-normed features are small), so FID is also judged
+# against the real-vs-real floor measured in the same run: the issue's "<= 20 with a floor of ~4" is <= 5x the floor.
+TARGETS = {"accuracy": 0.95, "fid": 20.0, "fid_over_floor": 5.0, "images_per_s_256": 1800.0}
+CLASSIFIER_VERSION = 2
+CLASSIFIER_EPOCHS = 15
 
 
 class Classifier(nn.Module):
-    """Two conv blocks and a 128-unit layer whose activations are the FID features."""
+    """Three conv blocks with batch norm and a 128-unit layer whose activations are the FID features."""
 
     def __init__(self, channels: int, num_classes: int) -> None:
         super().__init__()
+
+        def block(c_in: int, c_out: int) -> list[nn.Module]:
+            return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
+
         self.features = nn.Sequential(
-            nn.Conv2d(channels, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(7),
-            nn.Flatten(), nn.Dropout(0.25), nn.Linear(64 * 49, 128), nn.ReLU(),
+            *block(channels, 32), *block(32, 32), nn.MaxPool2d(2),
+            *block(32, 64), *block(64, 64), nn.AdaptiveAvgPool2d(7),
+            nn.Flatten(), nn.Dropout(0.3), nn.Linear(64 * 49, 128, bias=False), nn.BatchNorm1d(128), nn.ReLU(),
         )
-        self.head = nn.Linear(128, num_classes)
+        self.head = nn.Sequential(nn.Dropout(0.2), nn.Linear(128, num_classes))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         f = self.features(x)
@@ -58,8 +65,20 @@ def _cache_dir() -> Path:
     return Path(home) / "cache" / "bench-gan" if home else Path("/tmp/taskwright-bench-gan")
 
 
-def train_classifier(train: GanDataset, seed: int = 0, epochs: int = 8) -> Classifier:
-    """Seeded, and cached under TASKWRIGHT_HOME (or /tmp) by data hash so repeated benches skip it."""
+def _shift(xb: torch.Tensor, rng: np.random.Generator, max_shift: int = 2) -> torch.Tensor:
+    """Shift each image by its own random offset (zero padding): the judge must not punish off-centre digits."""
+    n, _, h, w = xb.shape
+    padded = nn.functional.pad(xb, (max_shift,) * 4, value=-1.0)
+    offs = rng.integers(0, 2 * max_shift + 1, size=(n, 2))
+    return torch.stack([padded[i, :, dy:dy + h, dx:dx + w] for i, (dy, dx) in enumerate(offs)])
+
+
+def train_classifier(train: GanDataset, seed: int = 0, epochs: int = CLASSIFIER_EPOCHS) -> Classifier:
+    """Seeded, and cached under TASKWRIGHT_HOME (or /tmp) by data hash so repeated benches skip it.
+
+    Adam with a one-cycle learning rate (warm-up, then cosine decay to ~0), per-image random shifts, label
+    smoothing: the loss settles instead of bouncing, and the judge reaches ~98-99% on real held-out MNIST-5k.
+    """
     path = _cache_dir() / f"clf-v{CLASSIFIER_VERSION}-{train.digest()}-s{seed}-e{epochs}.pt"
     model = Classifier(train.channels, len(train.class_names))
     if path.is_file():
@@ -70,22 +89,26 @@ def train_classifier(train: GanDataset, seed: int = 0, epochs: int = 8) -> Class
             log.warning("classifier cache %s unreadable (%s); retraining", path, e)
     torch.manual_seed(seed)
     x, y = _to_tensor(train.images), torch.from_numpy(train.labels)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    batch = 64
+    steps_per_epoch = (len(x) + batch - 1) // batch
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, epochs=epochs, steps_per_epoch=steps_per_epoch)
     rng = np.random.default_rng(seed)
     model.train()
     for epoch in range(epochs):
         order = torch.from_numpy(rng.permutation(len(x)))
-        for i in range(0, len(x), 64):
-            idx = order[i:i + 64]
-            xb = x[idx]
-            # small random shifts: a classifier that only knows centred digits would punish good samples
-            dx, dy = rng.integers(-2, 3, size=2)
-            xb = torch.roll(xb, shifts=(int(dy), int(dx)), dims=(2, 3))
-            loss = nn.functional.cross_entropy(model(xb)[1], y[idx])
+        total = 0.0
+        for i in range(0, len(x), batch):
+            idx = order[i:i + batch]
+            if len(idx) < 2:  # batch norm needs two images
+                continue
+            loss = nn.functional.cross_entropy(model(_shift(x[idx], rng))[1], y[idx], label_smoothing=0.05)
             opt.zero_grad()
             loss.backward()
             opt.step()
-        log.info("classifier epoch %d/%d loss %.3f", epoch + 1, epochs, loss.item())
+            sched.step()
+            total += loss.item() * len(idx)
+        log.info("classifier epoch %d/%d mean loss %.3f", epoch + 1, epochs, total / len(x))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     torch.save(model.state_dict(), tmp)
@@ -108,7 +131,7 @@ def fid(a: np.ndarray, b: np.ndarray) -> float:
     """Frechet distance between Gaussians fitted to two feature sets."""
     mu1, mu2 = a.mean(0), b.mean(0)
     s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    covmean, _ = linalg.sqrtm(s1 @ s2, disp=False)
+    covmean = linalg.sqrtm(s1 @ s2)
     if not np.isfinite(covmean).all():
         eps = np.eye(len(s1)) * 1e-6
         covmean = linalg.sqrtm((s1 + eps) @ (s2 + eps))
@@ -170,8 +193,10 @@ def table(res: dict[str, float], checkpoint: str) -> str:
         ("conditional accuracy", f"{res['accuracy']:.3f}", f"{res['accuracy_real']:.3f} (ceiling: real held-out)",
          f"{res['accuracy'] / res['accuracy_real']:.3f}", f">= {TARGETS['accuracy']}",
          res["accuracy"] >= TARGETS["accuracy"]),
-        ("FID (CNN features)", f"{res['fid']:.1f}", f"{res['fid_real']:.1f} (floor: held-out vs train)",
+        ("FID (CNN features)", f"{res['fid']:.2f}", f"{res['fid_real']:.2f} (floor: held-out vs train)",
          f"{res['fid'] / max(res['fid_real'], 1e-9):.2f}x", f"<= {TARGETS['fid']}", res["fid"] <= TARGETS["fid"]),
+        ("FID / floor", f"{res['fid'] / max(res['fid_real'], 1e-9):.2f}", "1.00 (real vs real)", "",
+         f"<= {TARGETS['fid_over_floor']}", res["fid"] / max(res["fid_real"], 1e-9) <= TARGETS["fid_over_floor"]),
         ("inception-like score", f"{res['is']:.2f}", f"{res['is_real']:.2f} (real held-out)",
          f"{res['is'] / res['is_real']:.3f}", "", None),
     ]
