@@ -243,3 +243,7 @@ cli.add_command(report)
 from bot.cli_summarize import summarize  # noqa: E402
 
 cli.add_command(summarize)
+
+from bot.cli_gan import gan  # noqa: E402
+
+cli.add_command(gan)

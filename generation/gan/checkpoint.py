@@ -59,8 +59,13 @@ def load_checkpoint(path: Path, *, kind: str | None = None, map_location: str = 
             AttributeError, IndexError, KeyError, TypeError) as e:
         log.warning("checkpoint %s failed to load: %s", path, e)
         first = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
+        if "Unsupported global" in str(e):
+            raise CheckpointError(
+                f"checkpoint {path} holds pickled objects other than weights; refused, because loading it "
+                "could run code (a Taskwright checkpoint holds tensors, numbers and strings only)"
+            ) from None
         raise CheckpointError(
-            f"checkpoint {path} is corrupt, truncated or not a PyTorch file ({first[:200]})"
+            f"checkpoint {path} is corrupt, truncated or not a PyTorch file ({e.__class__.__name__}: {first[:200]})"
         ) from None
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         raise CheckpointError(f"checkpoint {path} is not a Taskwright GAN checkpoint (no '{FORMAT}' marker)")

@@ -177,8 +177,9 @@ def train(
                     progress(TrainProgress(epoch, epochs, k, steps, sums[0] / k, g_loss, sums[1] / k,
                                            sums[2] / k, k * bs / (time.perf_counter() - t0)))
         secs = time.perf_counter() - t0
-        record = {"epoch": epoch, "d_loss": sums[0] / steps, "g_loss": g_loss, "wdist": sums[1] / steps,
-                  "gp": sums[2] / steps, "seconds": secs}
+        # plain floats: numpy scalars in the history would make the state unloadable with weights_only=True
+        record = {"epoch": epoch, "d_loss": float(sums[0] / steps), "g_loss": float(g_loss),
+                  "wdist": float(sums[1] / steps), "gp": float(sums[2] / steps), "seconds": float(secs)}
         history.append(record)
         if not all(math.isfinite(v) for v in (record["d_loss"], record["wdist"])):
             raise RuntimeError(f"training diverged at epoch {epoch} (loss is not finite); lower the learning rate")
