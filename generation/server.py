@@ -333,8 +333,11 @@ def _busy(exc: QueueFull | ShuttingDown) -> ApiError:
 
 
 def _json_prefix(fmt: ResponseFormat | None) -> str:
-    """The opening of the JSON a response_format demands, forced into the reply."""
-    if fmt is None or fmt.type == "text":
+    """The opening of the JSON a json_schema response_format demands (its first property), forced into the reply.
+
+    json_object gets no forced "{": a bare brace led qwen2.5-coder-0.5b to write `{answer: 4}`, while left
+    alone it writes a fenced JSON block, which extract_json turns into the object."""
+    if fmt is None or fmt.type != "json_schema":
         return ""
     from planner.llm import _json_prefix as prefix
 
