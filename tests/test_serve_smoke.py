@@ -125,7 +125,7 @@ def test_taskwright_plan_through_the_service(service: ServiceProcess, tmp_path: 
     before = _metric(service.url, 'taskwright_requests_total{endpoint="/v1/chat/completions"')
     done = subprocess.run([*cli, "plan", "--json", "--today", "2026-12-03",
                            "Prepare the Q3 sales report for the board meeting next Friday"],
-                          env=env, cwd=REPO, capture_output=True, text=True, timeout=240)  # fmt: skip
+                          env=env, cwd=REPO, capture_output=True, text=True, timeout=240, check=False)  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     plan = json.loads(done.stdout)["plan"]
     assert plan["source"] in ("llm", "llm+repair") or plan["source"].startswith("playbook:"), plan["source"]
