@@ -293,3 +293,16 @@ def test_numeric_round_trip_is_exact() -> None:
     df = pd.DataFrame({"a": rng.normal(size=500), "b": rng.integers(0, 100, 500)})
     t = _load(df.to_csv(index=False))
     pd.testing.assert_frame_equal(t.df, pd.read_csv(io.StringIO(df.to_csv(index=False))))
+
+
+def test_facts_skip_date_part_correlations_and_say_one_row(tmp_path: Path) -> None:
+    t = load_table(TABLES / "tx_housing_monthly.csv")
+    p = profile(t.df)
+    assert any({a, b} == {"year", "date"} for a, b, _ in p.correlations)  # the profile keeps every pair
+    facts = summarize_table(t, out_dir=tmp_path).facts
+    corr = [f for f in facts if "correlate" in f]
+    assert corr and not any("year" in f or "date" in f for f in corr)
+    ref = pd.read_csv(TABLES / "tx_housing_monthly.csv")
+    assert f"sales and volume correlate: Pearson r = {ref[['sales', 'volume']].corr().iat[0, 1]:.2f}" in facts
+    one = summarize_table(_load("k,c\n" + "\n".join(f"{i},x{i}" for i in range(5))), out_dir=tmp_path)
+    assert "c: 5 distinct; most common x0 (1 row, 20.00%)" in one.facts

@@ -215,6 +215,11 @@ def _tokens(name: str) -> set[str]:
     return {t for t in re.split(r"[^a-z0-9]+", re.sub(r"([a-z])([A-Z])", r"\1 \2", name).lower()) if t}
 
 
+def is_time_part(name: str) -> bool:
+    """A column named like a date or a part of one (year, month, date, timestamp...)."""
+    return bool(_tokens(name) & (DATE_PART_NAMES | {"date", "time", "timestamp"}))
+
+
 def measure_rank(name: str) -> int:
     """Position of the column's name among MEASURE_WORDS (lower is better); len(MEASURE_WORDS) if none."""
     toks = _tokens(name)

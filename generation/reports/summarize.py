@@ -15,7 +15,14 @@ from typing import Any
 from generation.reports.charts import make_charts
 from generation.reports.loader import LoadedTable
 from generation.reports.narrative import Narrative, narrate
-from generation.reports.profile import Profile, additive_measure, main_measure, profile, ranked_measures
+from generation.reports.profile import (
+    Profile,
+    additive_measure,
+    is_time_part,
+    main_measure,
+    profile,
+    ranked_measures,
+)
 from generation.reports.safe import write_csv
 
 log = logging.getLogger(__name__)
@@ -34,6 +41,11 @@ def fmt(x: float | int) -> str:
     if ax >= 1:
         return f"{x:,.2f}"
     return f"{x:.4g}"
+
+
+def rows_text(n: int, what: str = "row") -> str:
+    """'1 row', '2 rows', '1,204 outlier rows'."""
+    return f"{fmt(n)} {what}{'' if n == 1 else 's'}"
 
 
 def pct(part: int, whole: int) -> str:
@@ -96,11 +108,11 @@ def build_facts(p: Profile) -> list[str]:
         facts.append(line)
     for c in nums[:MAX_NUMERIC_FACTS]:
         if c.outliers:
-            facts.append(f"{c.name}: {fmt(c.outliers)} outlier rows ({pct(c.outliers, c.count)}) by the IQR rule")
+            facts.append(f"{c.name}: {rows_text(c.outliers, 'outlier row')} ({pct(c.outliers, c.count)}) by the IQR rule")
             break
     for c in ranked_categories(p)[:4]:
         value, n = c.top[0]
-        facts.append(f"{c.name}: {fmt(c.distinct)} distinct; most common {value!s} ({fmt(n)} rows, "
+        facts.append(f"{c.name}: {fmt(c.distinct)} distinct; most common {value!s} ({rows_text(n)}, "
                      f"{pct(n, c.count)})")
     for c in p.column_profiles:
         if c.kind == "date" and c.first:
@@ -110,9 +122,11 @@ def build_facts(p: Profile) -> list[str]:
         t = p.trend
         series = t["totals"] if t["measure"] else t["rows"]
         i = max(range(len(series)), key=series.__getitem__)
-        what = f"total {t['measure']} {fmt(series[i])}" if t["measure"] else f"{fmt(series[i])} rows"
+        what = f"total {t['measure']} {fmt(series[i])}" if t["measure"] else rows_text(int(series[i]))
         facts.append(f"Busiest {t['freq']}: {t['periods'][i]} with {what} ({fmt(len(series))} {t['freq']}s in all)")
-    for a, b, r in p.correlations[:2]:
+    # pairs with a date part (year and a decimal-year date move together by construction) say nothing
+    pairs = [(a, b, r) for a, b, r in p.correlations if not (is_time_part(a) or is_time_part(b))]
+    for a, b, r in pairs[:2]:
         if abs(r) >= 0.3:
             facts.append(f"{a} and {b} correlate: Pearson r = {r:.2f}")
     gaps = sorted((c for c in p.column_profiles if c.missing), key=lambda c: -c.missing)
