@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install models bench-assign clean
+.PHONY: run test install models bench-assign bench-summarize clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -32,6 +32,16 @@ test: $(STAMP)
 
 bench-assign: $(STAMP)
 	$(BIN)/python -m bench.assign
+
+# ydata-profiling needs pandas<3/numpy<2.4, so it lives in its own venv, run by the benchmark as a subprocess.
+.venv-bench/.installed:
+	$(PY) -m venv .venv-bench
+	.venv-bench/bin/pip install -q --upgrade pip
+	.venv-bench/bin/pip install -q "ydata-profiling==4.18.4"
+	touch .venv-bench/.installed
+
+bench-summarize: $(STAMP) .venv-bench/.installed
+	$(BIN)/python -m bench.summarize
 
 clean:
 	rm -rf $(VENV) .pytest_cache
