@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -100,6 +101,8 @@ def train(data: str, epochs: int, resume: bool, out: Path | None, seed: int, dev
     bar: Any = None
     shown: dict[str, Any] = {"step": 0, "epoch": 0, "status": ""}
     t_start = time.perf_counter()
+    stderr = sys.stderr  # CliRunner swaps it too
+    to_terminal = stderr.isatty()
 
     def progress(p: TrainProgress) -> None:
         nonlocal bar
@@ -107,13 +110,13 @@ def train(data: str, epochs: int, resume: bool, out: Path | None, seed: int, dev
             if bar is not None:
                 bar.render_finish()
             bar = click.progressbar(length=p.steps, label=f"epoch {p.epoch}/{p.epochs}", show_eta=True, width=24,
-                                    file=click.get_text_stream("stderr"), item_show_func=lambda _: shown["status"])
+                                    file=stderr, item_show_func=lambda _: shown["status"])
             shown.update(step=0, epoch=p.epoch)
         shown["status"] = f"d {p.d_loss:.3f} g {p.g_loss:.3f} W {p.wdist:.3f} gp {p.gp:.3f} {p.images_per_s:,.0f} img/s"
         bar.update(p.step - shown["step"])
         shown["step"] = p.step
         if p.epoch_done:
-            if not click.get_text_stream("stderr").isatty():  # a log file, not a terminal: one line per epoch
+            if not to_terminal:  # a log file, not a terminal: one line per epoch
                 click.echo(f"epoch {p.epoch}/{p.epochs} {shown['status']}", err=True)
             bar.render_finish()
             bar = None

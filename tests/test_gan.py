@@ -24,7 +24,7 @@ from generation.gan.model import GanConfig
 from generation.gan.sample import GanSampler, grid_png
 from generation.gan.train import train
 
-SMALL = dict(g_width=8, d_width=16, batch_size=32, lr=2e-4)
+SMALL = {"g_width": 8, "d_width": 16, "batch_size": 32, "lr": 2e-4}
 
 
 @pytest.fixture(scope="module")

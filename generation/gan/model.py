@@ -55,7 +55,7 @@ class GanConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "GanConfig":
+    def from_dict(cls, data: dict[str, Any]) -> GanConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 

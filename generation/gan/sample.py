@@ -42,7 +42,7 @@ class GanSampler:
         self._lock = threading.Lock()
 
     @classmethod
-    def load(cls, path: str | Path | None = None, device: str = "auto") -> "GanSampler":
+    def load(cls, path: str | Path | None = None, device: str = "auto") -> GanSampler:
         """Load a generator or training checkpoint; None = the shipped MNIST-5k checkpoint."""
         path = Path(path) if path is not None else SHIPPED
         dev = pick_device(device)
