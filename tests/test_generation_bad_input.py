@@ -136,11 +136,12 @@ def _wait_idle(backends: Backends, seconds: float = 10) -> None:
 
 
 def test_a_client_that_goes_away_from_a_plain_reply_cancels_it(tiny_engine: TextEngine, embedder: Any) -> None:
-    # A model that never ends by itself: only the cancellation can stop this reply before 4,000 tokens.
+    # A model that never ends by itself: only the cancellation can stop this reply before 4,000 tokens
+    # (about 7 s of tokens on a 2-core CPU; the client leaves after 0.5 s, the service checks every 0.5 s).
     with LiveServer(_app(endless(tiny_engine), embedder)) as srv:
         body = {"messages": [{"role": "user", "content": "go on"}], "max_tokens": 4000, "temperature": 1.0}
         with pytest.raises(httpx.ReadTimeout):
-            httpx.post(f"{srv.url}{CHAT}", json=body, timeout=httpx.Timeout(60, read=1.0))
+            httpx.post(f"{srv.url}{CHAT}", json=body, timeout=httpx.Timeout(60, read=0.5))
         backends: Backends = srv.server.config.app.state.backends  # type: ignore[attr-defined]
         _wait_idle(backends)
         assert 0 < _tokens_generated(srv.url) < 4000
