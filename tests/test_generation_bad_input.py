@@ -142,7 +142,7 @@ def test_a_client_that_goes_away_from_a_plain_reply_cancels_it(tiny_engine: Text
         body = {"messages": [{"role": "user", "content": "go on"}], "max_tokens": 4000, "temperature": 1.0}
         with pytest.raises(httpx.ReadTimeout):
             httpx.post(f"{srv.url}{CHAT}", json=body, timeout=httpx.Timeout(60, read=0.5))
-        backends: Backends = srv.server.config.app.state.backends  # type: ignore[attr-defined]
+        backends: Backends = srv.server.config.app.state.backends  # type: ignore[union-attr]
         _wait_idle(backends)
         assert 0 < _tokens_generated(srv.url) < 4000
         assert _post(srv.url, CHAT, json={"messages": HI, "max_tokens": 3}).status_code == 200
@@ -238,7 +238,7 @@ def test_a_mixed_storm_then_nothing_is_left_behind(tiny_engine: TextEngine, embe
         codes = asyncio.run(storm(srv.url))
         assert set(codes) <= {200, 503}, sorted(set(codes))
         assert codes.count(200) >= 64 and codes.count(503) > 0
-        backends: Backends = srv.server.config.app.state.backends  # type: ignore[attr-defined]
+        backends: Backends = srv.server.config.app.state.backends  # type: ignore[union-attr]
         _wait_idle(backends, 30)
         assert backends.text().depth == 0 and backends.images().batcher.depth == 0
         assert _post(srv.url, CHAT, json={"messages": HI, "max_tokens": 2}).status_code == 200

@@ -227,7 +227,7 @@ def test_a_client_that_disconnects_mid_stream_frees_its_slot(endless_engine: Tex
             lines = r.iter_lines()
             got = [next(lines) for _ in range(6)]
         assert any(line.startswith("data: {") for line in got)
-        backends: Backends = srv.server.config.app.state.backends  # type: ignore[attr-defined]
+        backends: Backends = srv.server.config.app.state.backends  # type: ignore[union-attr]
         deadline = time.monotonic() + 10
         while backends.text().in_flight and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -249,7 +249,7 @@ def test_shutdown_finishes_in_flight_requests(endless_engine: TextEngine) -> Non
     result: dict[str, httpx.Response] = {}
     t = threading.Thread(target=lambda: result.setdefault("r", _chat(srv.url, "finish me", max_tokens=300)))
     t.start()
-    backends: Backends = srv.server.config.app.state.backends  # type: ignore[attr-defined]
+    backends: Backends = srv.server.config.app.state.backends  # type: ignore[union-attr]
     deadline = time.monotonic() + 10
     while not (backends._text and backends._text.in_flight) and time.monotonic() < deadline:
         time.sleep(0.01)
