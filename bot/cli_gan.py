@@ -106,18 +106,21 @@ def train(data: str, epochs: int, resume: bool, out: Path | None, seed: int, dev
 
     def progress(p: TrainProgress) -> None:
         nonlocal bar
+        status = f"d {p.d_loss:.3f} g {p.g_loss:.3f} W {p.wdist:.3f} gp {p.gp:.3f} {p.images_per_s:,.0f} img/s"
+        if not to_terminal:  # a log file: one line per epoch, no bar
+            if p.epoch_done:
+                click.echo(f"epoch {p.epoch}/{p.epochs} {status}", err=True)
+            return
         if bar is None or p.epoch != shown["epoch"]:
             if bar is not None:
                 bar.render_finish()
             bar = click.progressbar(length=p.steps, label=f"epoch {p.epoch}/{p.epochs}", show_eta=True, width=24,
                                     file=stderr, item_show_func=lambda _: shown["status"])
             shown.update(step=0, epoch=p.epoch)
-        shown["status"] = f"d {p.d_loss:.3f} g {p.g_loss:.3f} W {p.wdist:.3f} gp {p.gp:.3f} {p.images_per_s:,.0f} img/s"
+        shown["status"] = status
         bar.update(p.step - shown["step"])
         shown["step"] = p.step
         if p.epoch_done:
-            if not to_terminal:  # a log file, not a terminal: one line per epoch
-                click.echo(f"epoch {p.epoch}/{p.epochs} {shown['status']}", err=True)
             bar.render_finish()
             bar = None
             shown["epoch"] = 0
