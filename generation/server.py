@@ -4,7 +4,9 @@
 it under uvicorn. Endpoints: POST /v1/chat/completions (stream as server-sent events), GET /v1/models,
 POST /v1/images/generations, GET /healthz, GET /metrics (Prometheus). Every refusal is an OpenAI-style
 `{"error": {"message", "type", "param"}}` with a 4xx that says what is wrong; a full queue is a 503 with
-Retry-After; shutdown stops taking requests and finishes the ones in flight.
+Retry-After; shutdown stops taking requests and finishes the ones in flight. A json_schema or json_object
+response_format is enforced while the reply is generated (llguidance, generation/text/grammar.py); a schema
+it cannot enforce is a 400.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from generation.runtime import IMAGES_MAX, Backends, UnknownLabel
 from generation.text.batcher import QueueFull, ShuttingDown, TextEvent
 from generation.text.engine import PromptTooLong, SamplingParams
+from generation.text.grammar import GrammarError, grammar_for
 from planner.errors import ModelUnavailableError
 
 if TYPE_CHECKING:
@@ -332,16 +335,14 @@ def _busy(exc: QueueFull | ShuttingDown) -> ApiError:
                     headers={"Retry-After": "5"})  # fmt: skip
 
 
-def _json_prefix(fmt: ResponseFormat | None) -> str:
-    """The opening of the JSON a json_schema response_format demands (its first property), forced into the reply.
-
-    json_object gets no forced "{": a bare brace led qwen2.5-coder-0.5b to write `{answer: 4}`, while left
-    alone it writes a fenced JSON block, which extract_json turns into the object."""
-    if fmt is None or fmt.type != "json_schema":
-        return ""
-    from planner.llm import _json_prefix as prefix
-
-    return prefix(fmt.model_dump())
+def _grammar(fmt: ResponseFormat | None) -> str | None:
+    """The llguidance grammar a json_schema/json_object response_format is enforced with (None for text)."""
+    if fmt is None:
+        return None
+    try:
+        return grammar_for(fmt.model_dump())
+    except GrammarError as exc:
+        raise ApiError(400, str(exc), param="response_format") from exc
 
 
 def _json_hint(fmt: ResponseFormat | None) -> str:
@@ -380,7 +381,7 @@ async def _chat(body: ChatRequest, request: Request, backends: Backends, setting
         temperature=body.temperature,
         top_p=body.top_p,
         stop=stop,
-        prefix=_json_prefix(body.response_format),
+        grammar=_grammar(body.response_format),
     )
     try:
         batcher = await asyncio.to_thread(backends.text)
@@ -396,6 +397,8 @@ async def _chat(body: ChatRequest, request: Request, backends: Backends, setting
         req = await asyncio.to_thread(batcher.submit, messages, params, sink, timeout_s=settings.request_timeout_s)
     except PromptTooLong as exc:
         raise ApiError(413, str(exc), param="messages") from exc
+    except GrammarError as exc:
+        raise ApiError(400, str(exc), param="response_format") from exc
     except (QueueFull, ShuttingDown) as exc:
         log.warning("chat refused: %s", exc)
         raise _busy(exc) from exc
@@ -436,9 +439,9 @@ async def _chat(body: ChatRequest, request: Request, backends: Backends, setting
                        kind="timeout")  # fmt: skip
     if ev.finish == "error" or ev.finish == "cancelled":
         raise ApiError(500, ev.error or "generation was cancelled", kind="server_error")
+    # With a response_format the reply is the grammar's JSON as generated (cut short only at max_tokens, a stop
+    # string or the timeout: then it is returned as it is, with finish_reason "length" or "stop").
     content = "".join(parts)
-    if body.response_format is not None and body.response_format.type != "text":
-        content = extract_json(content) or content
     return JSONResponse({
         "id": rid, "object": "chat.completion", "created": created, "model": model,
         "choices": [{"index": 0, "message": {"role": "assistant", "content": content},

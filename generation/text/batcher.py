@@ -4,7 +4,10 @@ Concurrent requests are gathered for up to `batch_wait_ms` or until `batch_max` 
 together: prompts are left-padded, prefilled in one forward pass, and decoded one token per step for the
 whole batch with a KV cache. Each row stops on its own (end token, stop string, max_tokens, cancellation
 or deadline); finished rows are dropped from the cache so the rest run on a smaller batch. Tokens are
-handed to each request's sink as they are produced, so replies stream per request.
+handed to each request's sink as they are produced, so replies stream per request. A request with a grammar
+(response_format json_schema/json_object) has an llguidance matcher: its row's logits are masked to the
+tokens the grammar allows before sampling, the sampled token is fed to the matcher, and the reply ends
+("stop") when the grammar is complete. Rows without a grammar are untouched.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Callable, Generic, TypeVar
+from typing import Any, Callable, Generic, TypeVar
 
 from generation.text.engine import SamplingParams, TextEngine, sample_next
 
@@ -148,6 +151,7 @@ class TextRequest:
     cancelled: threading.Event = field(default_factory=threading.Event)
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     enqueued: float = field(default_factory=time.monotonic)
+    matcher: Any = None  # an llguidance LLMatcher when params.grammar is set
 
 
 @dataclass
@@ -190,9 +194,10 @@ class TextBatcher(Gatherer[TextRequest]):
         *,
         timeout_s: float,
     ) -> TextRequest:
-        """Encode and queue a chat; raises PromptTooLong, QueueFull or ShuttingDown."""
+        """Encode and queue a chat; raises PromptTooLong, GrammarError, QueueFull or ShuttingDown."""
         ids = self.engine.encode(messages, params)
-        req = TextRequest(ids, params, sink, time.monotonic() + timeout_s)
+        matcher = self.engine.grammars.matcher(params.grammar) if params.grammar else None
+        req = TextRequest(ids, params, sink, time.monotonic() + timeout_s, matcher=matcher)
         self.put(req)
         return req
 
@@ -244,8 +249,6 @@ class TextBatcher(Gatherer[TextRequest]):
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
         temps = torch.tensor([r.req.params.temperature for r in rows], device=dev)
         top_p = torch.tensor([r.req.params.top_p for r in rows], device=dev)
-        for r in rows:  # a forced prefix is part of the reply
-            r.text = r.req.params.prefix
         produced = 0
         with eng.lock, torch.inference_mode():
             from transformers import DynamicCache
@@ -256,6 +259,9 @@ class TextBatcher(Gatherer[TextRequest]):
             logits = out.logits[:, -1, :]
             last_pos = pos[:, -1]
             while rows:
+                constrained = [(i, r.req.matcher) for i, r in enumerate(rows) if r.req.matcher is not None]
+                if constrained:
+                    eng.grammars.mask(logits, constrained)
                 nxt = sample_next(logits, temps, top_p)
                 keep: list[int] = []
                 for i, (row, tok) in enumerate(zip(rows, nxt.tolist())):
@@ -291,14 +297,22 @@ class TextBatcher(Gatherer[TextRequest]):
         if tok in self.engine.eos_ids:
             row.end("stop")
             return False
+        matcher = req.matcher
+        if matcher is not None and not matcher.consume_token(tok):  # cannot happen with the mask applied
+            log.error("request %s: the grammar refused token %d: %s", req.id, tok, matcher.get_error())
+            row.end("error", f"constrained decoding failed: {matcher.get_error()}")
+            return False
         row.generated.append(tok)
-        row.text = params.prefix + self.engine.decode(row.generated)
+        row.text = self.engine.decode(row.generated)
         for s in params.stop:
             at = row.text.find(s, max(0, row.sent - len(s)))
             if at >= 0:
                 row.text = row.text[:at]
                 row.end("stop")
                 return False
+        if matcher is not None and matcher.is_stopped():  # the grammar is complete: nothing more may follow
+            row.end("stop")
+            return False
         if len(row.generated) >= params.max_tokens:
             row.end("length")
             return False

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from generation.text.grammar import Grammars
 from planner.errors import ModelUnavailableError
 
 if TYPE_CHECKING:
@@ -20,6 +21,7 @@ log = logging.getLogger(__name__)
 
 # A prompt over this many tokens (or the model's context, if smaller) is refused with 413.
 PROMPT_MAX_TOKENS = 8192
+_GRAMMARS_LOCK = threading.Lock()
 # Tokens are rarely longer than this many characters: a longer prompt is refused before tokenizing it.
 CHARS_PER_TOKEN_MAX = 6
 
@@ -36,8 +38,8 @@ class SamplingParams:
     temperature: float = 0.7
     top_p: float = 0.95
     stop: tuple[str, ...] = ()
-    # Text forced at the start of the reply (the opening of a JSON object for response_format).
-    prefix: str = ""
+    # A llguidance grammar the reply must match (from a json_schema/json_object response_format), or None.
+    grammar: str | None = None
 
 
 @dataclass
@@ -54,6 +56,8 @@ class TextEngine:
     lock: threading.Lock = field(default_factory=threading.Lock)
     # The forward() keyword for the KV cache: `cache` in transformers 5.x, `past_key_values` before.
     cache_arg: str = "past_key_values"
+    # llguidance state for constrained decoding, made on first use (not copied by dataclasses.replace).
+    _grammars: Grammars | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def from_loaded(cls, model: Any, tokenizer: Any, device: str, name: str) -> TextEngine:
@@ -76,6 +80,15 @@ class TextEngine:
         return cls(model, tokenizer, device, name, min(ctx, 32768), frozenset(eos), int(pad), cache_arg=cache_arg)
 
     @property
+    def grammars(self) -> Grammars:
+        """The engine's llguidance state (tokenizer converted once, grammars compiled once each)."""
+        with _GRAMMARS_LOCK:
+            if self._grammars is None:
+                vocab = int(getattr(self.model.config, "vocab_size", 0) or len(self.tokenizer))
+                self._grammars = Grammars(self.tokenizer, vocab, self.eos_ids)
+            return self._grammars
+
+    @property
     def prompt_limit(self) -> int:
         return min(PROMPT_MAX_TOKENS, self.max_context)
 
@@ -91,14 +104,14 @@ class TextEngine:
             raise PromptTooLong(f"max_tokens {max_tokens} is over the model's context of {self.max_context}")
 
     def encode(self, messages: list[dict[str, str]], params: SamplingParams) -> list[int]:
-        """Token ids for the chat (template applied, generation prompt added, forced prefix appended)."""
+        """Token ids for the chat (template applied, generation prompt added)."""
         self.check_size(messages, params.max_tokens)
         tok = self.tokenizer
         if getattr(tok, "chat_template", None):
             text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         else:  # a base model without a template: plain role-tagged lines
             text = "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant: "
-        ids = list(tok(text + params.prefix, add_special_tokens=False)["input_ids"])
+        ids = list(tok(text, add_special_tokens=False)["input_ids"])
         if len(ids) > self.prompt_limit or len(ids) + params.max_tokens > self.max_context:
             raise PromptTooLong(
                 f"the prompt is {len(ids):,} tokens; with max_tokens {params.max_tokens} it must fit "
