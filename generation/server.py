@@ -346,11 +346,11 @@ def _grammar(fmt: ResponseFormat | None) -> str | None:
 
 
 def _json_hint(fmt: ResponseFormat | None) -> str:
-    if fmt is None or fmt.type == "text":
+    """A system line for json_object. A json_schema gets none: the grammar enforces the schema, and the
+    caller's prompt says what to write (the llama.cpp planner path sends the same prompt with no schema text);
+    the schema as text cost hundreds of prompt tokens per request."""
+    if fmt is None or fmt.type != "json_object":
         return ""
-    schema = (fmt.json_schema or {}).get("schema")
-    if schema:
-        return "Reply with one JSON object only that matches this JSON schema: " + json.dumps(schema)
     return "Reply with one JSON object only."
 
 
