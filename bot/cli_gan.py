@@ -1,6 +1,6 @@
 """`taskwright gan train|sample`: train the class-conditional GAN on a builtin set or a folder, draw a PNG grid.
 
-torch is imported inside the commands, so `taskwright --help` stays light.
+torch is imported (by generation.gan) inside the commands, so `taskwright --help` stays light.
 """
 
 from __future__ import annotations
@@ -67,17 +67,14 @@ def train(data: str, epochs: int, resume: bool, out: Path | None, seed: int, dev
 
     Builtin sets train on their training split (100 images per class are held out for bench/gan).
     """
-    import torch
-
     from generation.gan.data import load_dataset
     from generation.gan.errors import CheckpointError, DatasetError
     from generation.gan.model import GanConfig
-    from generation.gan.train import TrainProgress, pick_device
+    from generation.gan.train import TrainProgress, pick_device, set_threads
     from generation.gan.train import train as run_train
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    if threads:
-        torch.set_num_threads(threads)
+    set_threads(threads)
     if data.startswith("builtin:") and (image_size or channels):
         raise click.UsageError("--image-size/--channels apply to folder data; builtin sets have a fixed size")
     try:

@@ -27,6 +27,12 @@ from generation.gan.model import Critic, GanConfig, Generator, gradient_penalty
 log = logging.getLogger(__name__)
 
 
+def set_threads(threads: int) -> None:
+    """CPU threads for torch in this process (0 leaves torch's default)."""
+    if threads:
+        torch.set_num_threads(threads)
+
+
 def pick_device(device: str = "auto") -> str:
     """auto -> cuda, then mps, then cpu; an explicit device that is absent is an error, not a silent fallback."""
     if device == "auto":
