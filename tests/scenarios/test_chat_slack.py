@@ -21,6 +21,7 @@ from bot.settings import Settings
 from bot.slack import Target, build_slack_app, slack_adapter
 from bot.store import Store
 from planner.errors import TaskwrightError
+from tests.chat_support import generation_service  # noqa: F401  (a session fixture, used below)
 
 from . import BOT_USER_ID, SECRET, TEAM, FakeSlack, HttpRig, load_fixture, serve_http
 
@@ -281,3 +282,40 @@ def test_the_schedule_is_computed_in_local_time_and_posts_once_per_slot(
     assert message.params["channel"] == "C0000000REP" and "Week" in message.params["text"] or "week" in message.params["text"]
     assert all(f.channel == "C0000000REP" for f in fake_slack.uploads())
     assert json.dumps(message.params)  # recorded as sent
+
+
+@pytest.mark.slow  # the session's generation service: shipped GAN, tiny real text model, MiniLM (~15 s once)
+def test_draw_and_draft_in_slack_http_mode_through_the_generation_service(
+    fake_slack: FakeSlack, store: Store, env_setup: Path, playbook_planner: Any, generation_service: Any
+) -> None:
+    """The issue's check: "draw 4 sevens" uploads one PNG grid into the thread, "draft a reply …" answers there."""
+    from generation.client import build_image_model, build_text_model
+
+    settings = settings_for(env_setup, fake_slack, generation_url=generation_service.url,
+                            generation_timeout_s=30.0)
+    assistant = Assistant(store=store, planner=playbook_planner, files_dir=settings.files_dir,
+                          text_model=build_text_model(settings), image_model=build_image_model(settings))
+    with serve_http(assistant, settings) as rig:
+        fake_slack.wait_for("auth.test")
+        ts = "1700000400.000100"
+        payload = dm_in_thread("draw 4 sevens", ts, event_id="EvDraw000001", ts=ts)
+        status, _, seconds = rig.event(payload)
+        assert status == 200 and seconds < 3
+        fake_slack.wait_for("files.completeUploadExternal", 1, timeout=60)
+        fake_slack.quiet(for_s=0.5, timeout=60)
+        [grid] = fake_slack.uploads()
+        assert grid.channel == DM and grid.thread_ts == ts and grid.content[:8] == b"\x89PNG\r\n\x1a\n"
+        gen = store.generation(1)
+        assert gen is not None and gen.status == "done" and gen.n == 4 and gen.result_path
+
+        fake_slack.clear()
+        ts2 = "1700000500.000100"
+        rig.event(dm_in_thread("draft a reply to the customer asking about the delayed shipment", ts2,
+                               event_id="EvDraft00001", ts=ts2))
+        fake_slack.wait_for("chat.update", 1, timeout=60)  # "Writing a draft…" becomes the draft
+        fake_slack.quiet(for_s=0.5, timeout=60)
+        draft = store.generation(2)
+        assert draft is not None and draft.status == "done" and draft.result_text
+        posted = "\n".join(texts_in_thread(fake_slack, DM, ts2))
+        first_words = draft.result_text.strip().split()[0].replace("&", "&amp;").replace("<", "&lt;")
+        assert first_words.replace(">", "&gt;") in posted
