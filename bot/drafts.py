@@ -9,6 +9,7 @@ Model text is marked `generated`, so the renderers escape it completely (no mode
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,18 @@ from planner.types import Plan, Task
 log = logging.getLogger(__name__)
 
 DEFAULT_IMAGES = 8
+PROMPT_MAX = 300  # characters of a drawing request ("draw 8 sevens" needs a dozen)
+_CJK = re.compile(r"[\u3400-\u9fff]")
+_NEGATIVE_COUNT = re.compile(r"^[-−]\s*(\d+)\b")  # "draw -3 sevens": a count below 1, not the digit 3
+# A write request that names only the kind of text ("draft a reply to", "write an announcement", "写一封邮件"):
+# the model would invent the content, so it is asked for first.
+_BARE_WRITE = re.compile(
+    r"^\s*(?:(?:please\s+)?(?:draft|write|compose)\s+(?:me\s+|us\s+)?(?:an?\s+|the\s+|some\s+)?(?:(?:short|quick|brief|friendly|formal|polite|new)\s+)?"
+    r"(?:reply|response|answer|announcement|email|e-mail|message|post|note|blurb|update|intro|introduction|"
+    r"description|tweet|invitation|invite|summary|newsletter|memo|letter)s?"
+    r"(?:\s+(?:to|for|about|on|regarding|re|of|with))?"
+    r"|(?:帮我)?(?:写|起草|拟)(?:一)?[封篇条个段份]?(?:回复|公告|邮件|通知|消息|邀请))\s*[.!?。！？:：…]*\s*$",
+    re.IGNORECASE)
 TEXT_MAX_TOKENS = 300  # a chat draft; about 200 words
 SYSTEM = ("You write short, friendly, professional drafts for a team's chat. Write only the draft itself, "
           "in the language of the request, with no preamble and no notes about the draft.")
@@ -57,16 +70,31 @@ class Drafts:
 
     def draw(self, argument: str, *, user: str, channel: str, thread_ts: str) -> list[Reply]:
         from generation.labels import parse_draw_request
+        from generation.runtime import IMAGES_MAX
 
-        count, subject = parse_draw_request("draw " + argument)
+        argument = " ".join(argument.split())
+        if not argument:
+            return [TextReply("What should I draw? Try: `draw 8 sevens`", kind="error")]
+        if len(argument) > PROMPT_MAX:
+            log.info("draw request of %d characters refused (user %s)", len(argument), user)
+            return [TextReply(f"That drawing request is {len(argument):,} characters; say what to draw in "
+                              f"{PROMPT_MAX} or fewer, like `draw 8 sevens`.", kind="error")]
+        # "三个七" is parsed as Chinese ("画" is what the router took off); "draw 三个七" would lose the count
+        count, subject = parse_draw_request(("画" if _CJK.match(argument) else "draw ") + argument)
+        if (neg := _NEGATIVE_COUNT.match(argument)) and count is None:
+            count = -int(neg.group(1))
+        n = DEFAULT_IMAGES if count is None else count
+        if not 1 <= n <= IMAGES_MAX:  # refused before anything is recorded ("draw 0 sevens" is not 8 sevens)
+            log.info("draw request refused: %d images asked for by %s", n, user)
+            return [TextReply(f"I can draw 1 to {IMAGES_MAX} images at a time (asked for {n}).", kind="error")]
         if not subject.strip():
             return [TextReply("What should I draw? Try: `draw 8 sevens`", kind="error")]
         gen = self.store.record_generation("image", subject, requester=user, channel=channel,
-                                           thread_ts=thread_ts, n=count or DEFAULT_IMAGES)
+                                           thread_ts=thread_ts, n=n)
         return self.run(gen)
 
     def write(self, instruction: str, *, user: str, channel: str, thread_ts: str) -> list[Reply]:
-        if not instruction.strip():
+        if not instruction.strip() or _BARE_WRITE.match(instruction):  # "draft a reply to": says nothing yet
             return [TextReply("What should I write? Try: `draft a reply to the customer asking for a refund`",
                               kind="error")]
         gen = self.store.record_generation("text", instruction, requester=user, channel=channel,

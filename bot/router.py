@@ -23,7 +23,7 @@ _DRAW = re.compile(r"^\s*(?:/generate\s+image\b|/draw\b|draw\b|sketch\b|画)\s*[
 _WRITE_KINDS = (r"reply|response|answer|announcement|email|e-mail|message|post|note|blurb|update|intro|"
                 r"introduction|description|tweet|invitation|invite|summary|newsletter|memo|letter")
 _WRITE = re.compile(
-    r"^\s*(?:/generate\s+text\s+(?P<rest>.+)"
+    r"^\s*(?:/generate\s+text\b\s*(?P<rest>.*)"  # nothing after it: Drafts.write asks what to write
     rf"|(?P<en>(?:please\s+)?(?:draft|write|compose)\s+(?:me\s+|us\s+)?(?:an?\s+|the\s+|some\s+)?"
     rf"(?:\w+\s+){{0,2}}?(?:{_WRITE_KINDS})s?\b.*)"
     r"|(?P<zh>(?:帮我)?(?:写|起草|拟)(?:一)?[封篇条个段份]?.{0,20}(?:回复|公告|邮件|通知|消息|邀请).*))$",
@@ -34,6 +34,7 @@ _SUMMARIZE = re.compile(r"^\s*(?:/?summari[sz]e(?:\s+|$|[:：])|总结|汇总|�
 _FILE_REF = re.compile(r"\bF[A-Z0-9]{6,}\b|https?://|[\w-]\.(?:csv|tsv|txt|xlsx?|json|jsonl|parquet)\b", re.IGNORECASE)
 _REPORT = re.compile(r"^\s*/?(?:(?:the\s+)?weekly\s+(?:team\s+)?report|team\s+report|report\s+weekly|周报)"
                      r"\s*[.!?。]?\s*$", re.IGNORECASE)
+_GENERATE = re.compile(r"^\s*/generate\b", re.IGNORECASE)
 _EXACT: list[tuple[str, re.Pattern[str]]] = [
     ("help", re.compile(r"^\s*(help|\?|帮助|怎么用)\s*[.!?]?\s*$", re.IGNORECASE)),
     ("my_tasks", re.compile(r"^\s*(my tasks?|my work|mine|我的任务)\s*[.!?]?\s*$", re.IGNORECASE)),
@@ -88,6 +89,9 @@ class Router:
                           status_text="Reading the file… :bar_chart:")
         if _REPORT.match(text):
             return Intent("report", slow=True, status_text="Building the weekly report… :bar_chart:")
+        if _GENERATE.match(text):  # "/generate" alone or "/generate video …": the help lists the forms
+            log.info("router: /generate without image or text: %r", text[:80])
+            return Intent("help")
         return None
 
     def _similar(self, text: str) -> str | None:

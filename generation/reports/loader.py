@@ -67,11 +67,15 @@ def load_table(source: str | Path | bytes, name: str = "", *, max_bytes: int | N
         path = Path(source)
         name = name or path.name
         if not path.is_file():
-            raise TableError(f"{name}: no such file.")
-        size = path.stat().st_size
-        if size > cap:  # checked before a byte is read
-            raise TableError(_too_big(name, size, cap))
-        raw = path.read_bytes()
+            raise TableError(_not_a_file(path, name))
+        try:
+            size = path.stat().st_size
+            if size > cap:  # checked before a byte is read
+                raise TableError(_too_big(name, size, cap))
+            raw = path.read_bytes()
+        except OSError as e:  # no read permission, an I/O error, a file removed meanwhile
+            log.info("table unreadable name=%s path=%s err=%r", name, path, e)
+            raise TableError(f"{name}: I can't read this file ({e.strerror or type(e).__name__}).") from None
     try:
         table = _load_bytes(raw, name, sheet)
     except TableError as e:
@@ -84,6 +88,20 @@ def load_table(source: str | Path | bytes, name: str = "", *, max_bytes: int | N
     log.info("table loaded name=%s format=%s rows=%d cols=%d notes=%d", name, table.file_format,
              len(table.df), table.df.shape[1], len(table.notes))
     return table
+
+
+def _not_a_file(path: Path, name: str) -> str:
+    """Why a path that is not a regular file cannot be read (a device or pipe would block or never end)."""
+    if path.is_dir():
+        reason = f"{name} is a folder, not a file."
+    elif path.is_symlink() and not path.exists():
+        reason = f"{name} is a broken link (or a link loop)."
+    elif path.exists():
+        reason = f"{name} is not a regular file (a device, pipe or socket); save the table to a file first."
+    else:
+        reason = f"{name}: no such file."
+    log.info("table refused path=%s reason=%s", path, reason)
+    return reason
 
 
 def _too_big(name: str, size: int, cap: int) -> str:

@@ -210,7 +210,7 @@ def parse_question(question: str, cols: Columns) -> QuerySpec | None:
         filters += _conditions(where, cols)
     text = LEAD.sub("", text).strip()
     text = re.sub(r"^(?:the|me)\s+", "", text, flags=re.I)
-    top = re.match(r"^(top|bottom|best|worst|highest|lowest|first)\s+(\d+|" + "|".join(NUMBERS) + r")\s+"
+    top = re.match(r"^(top|bottom|best|worst|highest|lowest|first)\s+(-?\d+|" + "|".join(NUMBERS) + r")\s+"
                    r"(.+?)\s+(?:by|in terms of|with the (?:most|highest|largest))\s+(.+)$", text, re.I)
     if top:
         return _top(top, cols, filters)
@@ -322,8 +322,13 @@ def _group(phrase: str, cols: Columns) -> GroupBy:
     return GroupBy(column=exact[0] if exact else cols.match(phrase))
 
 
+TOP_MAX = 1000  # QuerySpec.limit's bound
+
+
 def _top(m: re.Match[str], cols: Columns, filters: list[Filter]) -> QuerySpec:
-    n = int(m.group(2)) if m.group(2).isdigit() else NUMBERS[m.group(2).lower()]
+    n = int(m.group(2)) if m.group(2).lstrip("-").isdigit() else NUMBERS[m.group(2).lower()]
+    if not 1 <= n <= TOP_MAX:  # said here, not as a pydantic error on QuerySpec.limit
+        raise ValueError(f"“{m.group(1)} N” needs N from 1 to {TOP_MAX:,} (asked for {n:,})")
     measure, tail = _split(m.group(4), r"\s+(?:in|for|from|at|among)\s+")
     filters += _value_filter(tail, cols) if tail else []
     agg = _aggregate(measure, cols, filters, grouped=True)
