@@ -56,7 +56,19 @@ def _fail(message: str) -> None:
     sys.exit(1)
 
 
-@click.group()
+class _Cli(click.Group):
+    """The group; a bad setting (SettingsError from load_settings) ends any command with one line."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from bot.settings import SettingsError
+
+        try:
+            return super().invoke(ctx)
+        except SettingsError as e:
+            raise click.ClickException(str(e)) from None
+
+
+@click.group(cls=_Cli)
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug) on stderr.")
 @click.version_option(package_name="taskwright")
 @click.pass_context

@@ -60,9 +60,12 @@ def _day(value: str | None) -> dt.date:
     if value is None:
         return dt.date.today()
     try:
-        return dt.date.fromisoformat(value)
+        day = dt.date.fromisoformat(value)
     except ValueError:
         raise click.BadParameter(f"{value!r} is not a date like YYYY-MM-DD", param_hint="--today") from None
+    if not 1900 <= day.year <= 9000:  # as `plan --today` (bot/cli.py); 9999-12-31's week ends past the calendar
+        raise click.BadParameter(f"{value!r} is outside the years 1900-9000", param_hint="--today")
+    return day
 
 
 def _post(settings: Any, result: Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Literal
@@ -57,7 +58,8 @@ class Settings(BaseSettings):
     batch_wait_ms: float = Field(default=20.0, ge=0, validation_alias="TASKWRIGHT_BATCH_WAIT_MS")
     queue_max: int = Field(default=32, ge=1, validation_alias="TASKWRIGHT_QUEUE_MAX")
     request_timeout_s: float = Field(default=120.0, gt=0, validation_alias="TASKWRIGHT_REQUEST_TIMEOUT")
-    device: str = Field(default="auto", validation_alias="TASKWRIGHT_DEVICE")  # auto | cpu | cuda | mps
+    device: str = Field(default="auto", pattern=r"^(?:auto|cpu|cuda(?::\d+)?|mps)$",
+                        validation_alias="TASKWRIGHT_DEVICE")  # auto | cpu | cuda | cuda:N | mps
 
     # Data summaries and reports (issue 4).
     max_file_mb: float = Field(default=200.0, gt=0, validation_alias="TASKWRIGHT_MAX_FILE_MB")
@@ -83,6 +85,29 @@ class Settings(BaseSettings):
         return bool(self.slack_bot_token and self.slack_app_token)
 
 
+class SettingsError(ValueError):
+    """A setting with a value it cannot have; the message is one line per bad setting, naming it."""
+
+
+_HINTS = {"TASKWRIGHT_DEVICE": "use auto, cpu, cuda, cuda:N or mps"}
+
+
 def load_settings(**overrides: object) -> Settings:
-    """Read settings from the environment and `.env`, with explicit overrides first."""
-    return Settings(**overrides)  # type: ignore[arg-type]
+    """Read settings from the environment and `.env`, with explicit overrides first.
+
+    A bad value raises SettingsError ("TASKWRIGHT_QUEUE_MAX='0': Input should be greater than or equal to 1"),
+    which the CLI prints as one line instead of pydantic's report.
+    """
+    from pydantic import ValidationError
+
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as e:
+        parts = []
+        for err in e.errors():
+            name = ".".join(str(x) for x in err.get("loc", ())) or "settings"
+            hint = _HINTS.get(name, err.get("msg", "invalid"))
+            parts.append(f"{name}={err.get('input')!r}: {hint}")
+        message = "bad setting: " + "; ".join(parts)
+        logging.getLogger(__name__).warning("%s", message)
+        raise SettingsError(message) from None

@@ -201,7 +201,7 @@ def _load_sampler(settings: Settings) -> Any:
         raise ModelUnavailableError(f"the image model is not installed: {exc}") from exc
     try:
         return GanSampler.load(settings.gan_checkpoint, device=device)
-    except (CheckpointError, OSError) as exc:
+    except (CheckpointError, OSError, ValueError) as exc:  # ValueError: a device this machine lacks
         raise ModelUnavailableError(f"the image model could not be loaded: {exc}") from exc
 
 

@@ -550,10 +550,45 @@ def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000) -> N
 
     if not _HOST.match(host):
         raise ValueError(f"not a host name or address: {host!r}")
+    _check_device(settings.device)
+    _check_port_free(host, port)  # before the models load (a minute), not after
     app = create_app(settings)
     config = uvicorn.Config(app, host=host, port=port, log_level="info",
                             timeout_graceful_shutdown=int(settings.request_timeout_s) + 5)  # fmt: skip
     uvicorn.Server(config).run()
+
+
+def _check_device(device: str) -> None:
+    """An explicit TASKWRIGHT_DEVICE that this machine lacks stops the service with one line (ValueError)."""
+    if device == "auto":
+        return
+    from generation.gan.train import pick_device
+
+    try:
+        pick_device(device)
+    except ValueError as exc:
+        log.error("TASKWRIGHT_DEVICE=%s: %s", device, exc)
+        raise ValueError(f"TASKWRIGHT_DEVICE={device}: {exc} (use auto or cpu on this machine)") from None
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """OSError naming the address when something already listens there (uvicorn would say so after loading)."""
+    import socket
+
+    if port == 0:
+        return
+    try:
+        family, _, _, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as exc:
+        raise ValueError(f"cannot resolve the host {host!r}: {exc}") from None
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: TIME_WAIT is no conflict
+        try:
+            probe.bind(addr)
+        except OSError as exc:
+            log.error("cannot listen on %s:%d: %r", host, port, exc)
+            raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror} "
+                                     "(another server is using it? pick another --port)") from None
 
 
 __all__ = ["ApiError", "ChatRequest", "ImageRequest", "Metrics", "create_app", "extract_json", "serve"]
