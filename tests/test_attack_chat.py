@@ -153,6 +153,14 @@ def test_top_n_out_of_range_is_said_plainly(question: str, asked: str) -> None:
     assert answer_question(df, "top 1000 Region by Sales").ok
 
 
+def test_adding_up_a_text_column_says_it_is_not_a_number() -> None:
+    import pandas as pd
+
+    # was "no column or value matches “name”" although the table has a column called name
+    ans = answer_question(pd.DataFrame({"name": ["ann", "bob"], "city": ["paris", "rome"]}), "total name by city")
+    assert not ans.ok and "“name” is not a number column (number columns: none)" in ans.text
+
+
 # ------------------------------------------------------------------------------------------- settings, CLI
 
 

@@ -110,6 +110,10 @@ class Columns:
         """The column a phrase names; Unplaced when none is close enough."""
         phrase = re.sub(r"^(?:the|a|an|all|each|every|our|of)\s+", "", phrase.strip(), flags=re.I)
         pool = self.numeric if numeric else self.names
+        exact = [c for c in self.names if _norm(c) == _norm(phrase)] if numeric and phrase else []
+        if exact and exact[0] not in pool:  # "total name by city": a column, but not one to add up
+            have = ", ".join(pool[:10]) if pool else "none"
+            raise ValueError(f"“{exact[0]}” is not a number column (number columns: {have})")
         if not pool or not phrase:
             raise Unplaced(phrase or "(nothing)")
         best, score = self._best(phrase, pool)
