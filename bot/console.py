@@ -129,6 +129,8 @@ class Console:
         elif m := _COMMAND_TYPO.match(line):
             word = m.group(1).lower()
             usage = ("`as` needs a Slack user id, like `as U0DEMOANA`" if word == "as" else
+                     "`retry` needs a kept request number, like `retry 3` (the number the error message gave)"
+                     if word == "retry" else
                      f"`{word}` needs a task number, like `{word} 12` (see `my tasks` or `board`)")
             replies = [TextReply(usage, kind="error")]
         else:

@@ -114,6 +114,27 @@ def test_generate_without_image_or_text_shows_help_not_a_plan(message: str) -> N
     assert Router().route(message).name == "help"
 
 
+def test_console_retry_typos_and_a_finished_request_twice(tmp_path: Path, playbook_planner: object) -> None:
+    from bot.console import Console
+    from bot.service import Assistant
+
+    store = Store(tmp_path / "t.db")
+    gen = store.record_generation("image", "sevens", requester="U0DEMOELI", channel="console", thread_ts="t", n=4)
+    store.finish_generation(gen.id, actor="U0DEMOELI", result_path=str(tmp_path / "g.png"))
+    before = store.generation(gen.id)
+    out: list[str] = []
+    console = Console(Assistant(store=store, planner=playbook_planner), user="U0DEMOELI", out=out.append)
+    for line in ("retry abc", "retry 999", f"retry {gen.id}", f"retry {gen.id}"):
+        console.send(line)
+    assert "`retry` needs a kept request number" in out[0]  # was "needs a task number"
+    assert out[1] == "error: There is no kept request #999 to retry."
+    assert out[2] == out[3] == f"Request #{gen.id} is already done (see above in this thread)."
+    assert store.generation(gen.id) == before and _generations(tmp_path) == 1  # nothing rewritten, no new record
+    with sqlite3.connect(tmp_path / "t.db") as db:
+        assert db.execute("select count(*) from plans").fetchone()[0] == 0  # "retry abc" is not a work request
+    store.close()
+
+
 # ------------------------------------------------------------------------------------------- files
 
 
