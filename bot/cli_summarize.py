@@ -7,6 +7,7 @@ thread shows. `--question` hands the loaded table to the query module (read-only
 from __future__ import annotations
 
 import json
+import logging
 import re
 from pathlib import Path
 
@@ -43,6 +44,12 @@ def summarize(ctx: click.Context, file: str, as_json: bool, out_dir: Path | None
         table = load_table(file, Path(file).name, max_bytes=max_bytes_for(settings.max_file_mb), sheet=sheet)
     except TableError as e:
         raise click.ClickException(e.user_message) from None
+    try:  # charts and profile.csv go here; an unwritable folder is one line, not a traceback
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        logging.getLogger(__name__).info("summarize: cannot create %s: %r", out, e)
+        raise click.ClickException(f"cannot write the charts to {out} ({e}); pass --out with a writable folder.") \
+            from None
     if question:
         _answer(table, question, out, as_json)
         return

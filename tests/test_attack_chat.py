@@ -174,6 +174,19 @@ def test_top_n_out_of_range_is_said_plainly(question: str, asked: str) -> None:
     assert answer_question(df, "top 1000 Region by Sales").ok
 
 
+@pytest.mark.parametrize("question", [None, "total Sales by Region"])
+def test_summarize_into_an_unwritable_folder_is_one_line(env_setup: Path, tmp_path: Path,
+                                                         question: str | None) -> None:
+    table = tmp_path / "t.csv"
+    table.write_text("Region,Sales\nEast,10\nWest,5\n")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    args = ["summarize", str(table), "--no-model", "--out", str(blocker / "charts")]
+    result = CliRunner().invoke(cli, args + (["--question", question] if question else []))
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)  # was NotADirectoryError
+    assert f"cannot write the charts to {blocker / 'charts'}" in result.output
+
+
 def test_adding_up_a_text_column_says_it_is_not_a_number() -> None:
     import pandas as pd
 
