@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_IMAGES = 8
 PROMPT_MAX = 300  # characters of a drawing request ("draw 8 sevens" needs a dozen)
+WRITE_MAX = 6000  # characters of a write request: a pasted message to answer fits; a CPU prefills it in seconds
 _CJK = re.compile(r"[\u3400-\u9fff]")
 _NEGATIVE_COUNT = re.compile(r"^[-−]\s*(\d+)\b")  # "draw -3 sevens": a count below 1, not the digit 3
 # A write request that names only the kind of text ("draft a reply to", "write an announcement", "写一封邮件"):
@@ -97,6 +98,10 @@ class Drafts:
         if not instruction.strip() or _BARE_WRITE.match(instruction):  # "draft a reply to": says nothing yet
             return [TextReply("What should I write? Try: `draft a reply to the customer asking for a refund`",
                               kind="error")]
+        if len(instruction) > WRITE_MAX:
+            log.info("write request of %d characters refused (user %s)", len(instruction), user)
+            return [TextReply(f"That request is {len(instruction):,} characters; I can work from {WRITE_MAX:,} or "
+                              "fewer. Shorten it or quote only the part to answer.", kind="error")]
         gen = self.store.record_generation("text", instruction, requester=user, channel=channel,
                                            thread_ts=thread_ts)
         return self.run(gen)

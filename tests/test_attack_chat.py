@@ -99,6 +99,13 @@ def test_a_write_request_that_says_nothing_asks_first(tmp_path: Path, message: s
     assert _generations(tmp_path) == 0
 
 
+def test_a_20k_character_write_request_is_refused_without_a_record_or_a_model_call(tmp_path: Path) -> None:
+    # no text model is configured: reaching it would raise instead of answering
+    [reply] = _chat(_drafts(tmp_path), "draft a reply to this thread: " + "where is my order? " * 1100)
+    assert isinstance(reply, TextReply) and reply.kind == "error" and "6,000 or fewer" in reply.text
+    assert _generations(tmp_path) == 0
+
+
 @pytest.mark.parametrize("message", ["draft a reply to the customer asking about the delayed shipment",
                                      "write an announcement for the office move", "帮我写一封邮件给客户说明延期",
                                      "/generate text a welcome note for Ana"])
