@@ -185,42 +185,15 @@ def drive(url: str, clients: int, n_requests: int, tokens: int, timeout_s: float
     """n_requests chat completions from `clients` closed-loop clients; wall time covers all of them."""
     import httpx
 
-    load = Load(clients, requests=n_requests)
-    lock = threading.Lock()
-    counter = iter(range(n_requests))
+    def complete(body: dict[str, Any]) -> int:
+        r = http.post("/v1/chat/completions", json=body)
+        if r.status_code != 200:
+            raise RuntimeError(f"{r.status_code}: {r.text[:200]}")
+        return int(r.json()["usage"]["completion_tokens"])
 
-    def client() -> None:
-        with httpx.Client(base_url=url, timeout=timeout_s) as http:
-            while True:
-                with lock:
-                    i = next(counter, None)
-                if i is None:
-                    return
-                t0 = time.perf_counter()
-                try:
-                    r = http.post("/v1/chat/completions", json=chat_body(i, tokens))
-                    ok = r.status_code == 200
-                    got = r.json()["usage"]["completion_tokens"] if ok else 0
-                    why = "" if ok else f"{r.status_code}: {r.text[:200]}"
-                except (httpx.HTTPError, ValueError, KeyError) as exc:
-                    ok, got, why = False, 0, repr(exc)[:200]
-                dt = time.perf_counter() - t0
-                with lock:
-                    if ok:
-                        load.tokens += int(got)
-                        load.latencies.append(dt)
-                    else:
-                        load.errors += 1
-                        load.first_error = load.first_error or why
-
-    t0 = time.perf_counter()
-    threads = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    load.seconds = time.perf_counter() - t0
-    return load
+    limits = httpx.Limits(max_connections=clients + 1, max_keepalive_connections=clients + 1)
+    with httpx.Client(base_url=url, timeout=timeout_s, limits=limits) as http:
+        return _closed_loop(complete, clients, n_requests, tokens)
 
 
 def images_via_service(url: str, batch: int, min_seconds: float, timeout_s: float) -> float:
@@ -264,7 +237,10 @@ def images_in_process(sampler: Any, batch: int, min_seconds: float) -> float:
 
 
 def _closed_loop(complete: Callable[[dict[str, Any]], int], clients: int, n: int, tokens: int) -> Load:
-    """n requests from `clients` closed-loop threads calling complete(body) -> completion tokens."""
+    """n requests from `clients` closed-loop threads calling complete(body) -> completion tokens.
+
+    A request that raises counts as an error (the first reason is kept) and is left out of the latencies.
+    """
     load = Load(clients, requests=n)
     lock = threading.Lock()
     counter = iter(range(n))
@@ -276,14 +252,21 @@ def _closed_loop(complete: Callable[[dict[str, Any]], int], clients: int, n: int
             if i is None:
                 return
             t0 = time.perf_counter()
-            got = complete(chat_body(i, tokens))
+            try:
+                got, why = complete(chat_body(i, tokens)), ""
+            except Exception as exc:  # noqa: BLE001  (a failed request is a measured outcome, not a crash)
+                got, why = 0, repr(exc)[:200]
             dt = time.perf_counter() - t0
             with lock:
-                load.tokens += got
-                load.latencies.append(dt)
+                if why:
+                    load.errors += 1
+                    load.first_error = load.first_error or why
+                else:
+                    load.tokens += got
+                    load.latencies.append(dt)
 
     t0 = time.perf_counter()
-    threads = [threading.Thread(target=client) for _ in range(clients)]
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
     for t in threads:
         t.start()
     for t in threads:

@@ -354,19 +354,6 @@ def _json_hint(fmt: ResponseFormat | None) -> str:
     return "Reply with one JSON object only."
 
 
-def extract_json(text: str) -> str | None:
-    """The first complete JSON object in text, compact; None if there is none."""
-    start = text.find("{")
-    decoder = json.JSONDecoder()
-    while start >= 0:
-        try:
-            obj, _ = decoder.raw_decode(text[start:])
-            return json.dumps(obj, ensure_ascii=False)
-        except ValueError:
-            start = text.find("{", start + 1)
-    return None
-
-
 async def _chat(body: ChatRequest, request: Request, backends: Backends, settings: Settings) -> Response:
     messages = [{"role": "system" if m.role == "developer" else m.role, "content": m.text()}
                 for m in body.messages]  # fmt: skip
@@ -591,4 +578,4 @@ def _check_port_free(host: str, port: int) -> None:
                                      "(another server is using it? pick another --port)") from None
 
 
-__all__ = ["ApiError", "ChatRequest", "ImageRequest", "Metrics", "create_app", "extract_json", "serve"]
+__all__ = ["ApiError", "ChatRequest", "ImageRequest", "Metrics", "create_app", "serve"]

@@ -16,7 +16,7 @@ import pytest
 
 from bot.settings import load_settings
 from generation.runtime import Backends
-from generation.server import create_app, extract_json
+from generation.server import create_app
 from generation.text.engine import TextEngine
 from tests.generation_tiny import LiveServer, build_tiny_model
 
@@ -190,8 +190,6 @@ def test_json_response_format_returns_the_json_object(live: LiveServer) -> None:
     assert r.status_code == 200
     # Cut at 10 tokens, but the grammar (llguidance; tests/test_generation_grammar.py) allowed only this opening.
     assert r.json()["choices"][0]["message"]["content"].startswith('{"items": [')
-    assert extract_json('Sure! ```json\n{"a": [1, 2]}\n``` done') == '{"a": [1, 2]}'
-    assert extract_json("no json {here") is None
 
 
 def test_200_concurrent_requests_against_a_queue_of_32(tiny_engine: TextEngine) -> None:

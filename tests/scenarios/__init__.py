@@ -27,7 +27,6 @@ import pytest
 from bot.settings import Settings
 from bot.slack import SlackHTTPServer, build_slack_app, make_http_server
 from planner.types import Member
-
 from tests.fake_slack import BOT_USER_ID, FakeSlack
 
 __all__ = ["BOT_USER_ID", "FakeSlack"]
@@ -65,8 +64,9 @@ def posted_ts(store: Any, plan_id: int) -> str | None:
     return ts
 
 
-def slack_settings(home: Path, api_url: str) -> Settings:
-    return Settings(home=home, slack_bot_token=BOT_TOKEN, slack_signing_secret=SECRET, slack_api_url=api_url)  # type: ignore[call-arg]
+def slack_settings(home: Path, api_url: str, **extra: Any) -> Settings:
+    return Settings(home=home, slack_bot_token=BOT_TOKEN, slack_signing_secret=SECRET, slack_api_url=api_url,  # type: ignore[call-arg]
+                    **extra)
 
 
 @dataclass

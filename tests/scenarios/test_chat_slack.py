@@ -21,9 +21,8 @@ from bot.settings import Settings
 from bot.slack import Target, build_slack_app, slack_adapter
 from bot.store import Store
 from planner.errors import TaskwrightError
-from tests.chat_support import generation_service  # noqa: F401  (a session fixture, used below)
 
-from . import BOT_USER_ID, SECRET, TEAM, FakeSlack, HttpRig, load_fixture, serve_http
+from . import BOT_USER_ID, FakeSlack, HttpRig, load_fixture, serve_http, slack_settings
 
 CHANNEL = "C0000000001"
 DM = "D0000000001"
@@ -43,25 +42,6 @@ def sales_csv(rows: int = 240) -> bytes:
     return out.getvalue().encode()
 
 
-def settings_for(home: Path, fake: FakeSlack, **extra: Any) -> Settings:
-    return Settings(home=home, slack_bot_token="xoxb-test-placeholder", slack_signing_secret=SECRET,  # type: ignore[call-arg]
-                    slack_api_url=fake.api_url, **extra)
-
-
-@pytest.fixture
-def fake_slack() -> Iterator[FakeSlack]:
-    with FakeSlack() as fake:
-        yield fake
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    store = Store(tmp_path / "t.db")
-    store.save_members(TEAM)
-    yield store
-    store.close()
-
-
 def data_assistant(settings: Settings, store: Store, playbook_planner: Any) -> Assistant:
     """No text model: the narrative is the template's, so the test needs no generator."""
     return Assistant(store=store, planner=playbook_planner, files_dir=settings.files_dir,
@@ -70,7 +50,7 @@ def data_assistant(settings: Settings, store: Store, playbook_planner: Any) -> A
 
 @pytest.fixture
 def rig(store: Store, fake_slack: FakeSlack, env_setup: Path, playbook_planner: Any) -> Iterator[HttpRig]:
-    settings = settings_for(env_setup, fake_slack)
+    settings = slack_settings(env_setup, fake_slack.api_url)
     with serve_http(data_assistant(settings, store, playbook_planner), settings) as rig:
         fake_slack.wait_for("auth.test")
         yield rig
@@ -204,7 +184,7 @@ def test_a_login_page_instead_of_the_file_names_the_missing_scope(
 def test_a_declared_size_over_the_cap_is_refused_before_any_download(
     store: Store, fake_slack: FakeSlack, env_setup: Path, playbook_planner: Any
 ) -> None:
-    settings = settings_for(env_setup, fake_slack, max_file_mb=1)
+    settings = slack_settings(env_setup, fake_slack.api_url, max_file_mb=1)
     with serve_http(data_assistant(settings, store, playbook_planner), settings) as rig:
         fake_slack.wait_for("auth.test")
         big = fake_slack.add_file("huge.csv", b"a,b\n1,2\n", declared_size=300_000_000)
@@ -265,7 +245,7 @@ def test_the_schedule_is_computed_in_local_time_and_posts_once_per_slot(
         with pytest.raises(TaskwrightError, match="TASKWRIGHT_REPORT_SCHEDULE"):
             parse_schedule(bad)
 
-    settings = settings_for(env_setup, fake_slack, report_channel="C0000000REP")
+    settings = slack_settings(env_setup, fake_slack.api_url, report_channel="C0000000REP")
     app = build_slack_app(data_assistant(settings, store, playbook_planner), settings)
     adapter = slack_adapter(app)
     posted: list[dt.date] = []
@@ -291,7 +271,7 @@ def test_draw_and_draft_in_slack_http_mode_through_the_generation_service(
     """The issue's check: "draw 4 sevens" uploads one PNG grid into the thread, "draft a reply …" answers there."""
     from generation.client import build_image_model, build_text_model
 
-    settings = settings_for(env_setup, fake_slack, generation_url=generation_service.url,
+    settings = slack_settings(env_setup, fake_slack.api_url, generation_url=generation_service.url,
                             generation_timeout_s=30.0)
     assistant = Assistant(store=store, planner=playbook_planner, files_dir=settings.files_dir,
                           text_model=build_text_model(settings), image_model=build_image_model(settings))

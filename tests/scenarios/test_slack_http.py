@@ -39,20 +39,6 @@ MENTION_TS = "1700000000.000100"
 
 
 @pytest.fixture
-def fake_slack() -> Iterator[FakeSlack]:
-    with FakeSlack() as fake:
-        yield fake
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    store = Store(tmp_path / "t.db")
-    store.save_members(TEAM)
-    yield store
-    store.close()
-
-
-@pytest.fixture
 def rig(
     store: Store, fake_slack: FakeSlack, env_setup: Path, request: pytest.FixtureRequest
 ) -> Iterator[HttpRig]:

@@ -23,20 +23,6 @@ from . import TEAM, FakeSlack, load_fixture, make_assistant, posted_ts, slack_se
 
 
 @pytest.fixture
-def fake_slack() -> Iterator[FakeSlack]:
-    with FakeSlack() as fake:
-        yield fake
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    store = Store(tmp_path / "t.db")
-    store.save_members(TEAM)
-    yield store
-    store.close()
-
-
-@pytest.fixture
 def settings(env_setup: Path, fake_slack: FakeSlack) -> Settings:
     return slack_settings(env_setup, fake_slack.api_url)
 
